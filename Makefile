@@ -1,0 +1,28 @@
+# Two commands: `make train` and `make test`. Both create .venv (Python 3.11) and install the project.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: train test install clean
+
+# Installs the project (editable) with its test tools; reruns only when pyproject.toml changes.
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=python3"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Train the default model (E-GEX) on the embedded synthetic data and print the final metrics.
+train: $(STAMP)
+	$(BIN)/python -m src.train $(ARGS)
+
+## Run the whole test suite.
+test: $(STAMP)
+	$(BIN)/python -m pytest $(ARGS)
+
+clean:
+	rm -rf $(VENV) outputs/runs outputs/multiruns outputs/data

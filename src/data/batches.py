@@ -1,0 +1,70 @@
+"""Batches cut by index from tensors held in memory: no per-sample ``__getitem__``, no collation.
+
+``data.batch_size`` is the *global* batch: under DDP every rank takes its share of each global batch,
+so one device and N devices see the same batches and, with loss means over the batch, the same steps.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+
+class TensorBatches(Dataset):
+    """Index with a tensor of sample indices; returns ``(landmarks[idx], targets[idx])``."""
+
+    def __init__(self, landmarks: torch.Tensor, targets: torch.Tensor):
+        self.landmarks, self.targets = landmarks, targets
+
+    def __len__(self) -> int:
+        return len(self.landmarks)
+
+    def __getitem__(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.landmarks[idx], self.targets[idx]
+
+
+class IndexBatchSampler(Sampler[torch.Tensor]):
+    """Yield this rank's index tensor of each batch.
+
+    Training (``shuffle=True``): a permutation seeded by ``seed + epoch`` is cut into global batches
+    (an incomplete last batch is dropped, so every rank takes the same number of steps), and rank ``r``
+    of ``world`` takes slice ``r`` of each. Evaluation (``shuffle=False``): rank ``r`` takes the
+    ``r``-th contiguous share of the samples, every sample exactly once across ranks.
+    """
+
+    def __init__(self, n: int, batch_size: int, *, shuffle: bool, seed: int = 0, rank: int = 0, world: int = 1):
+        if batch_size % world:
+            raise ValueError(f"data.batch_size={batch_size} (global) must be divisible by the {world} devices")
+        self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
+        self.rank, self.world, self.epoch = rank, world, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by Lightning at every epoch start, so each epoch has its own shuffle."""
+        self.epoch = epoch
+
+    def _train_batches(self):
+        order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + self.epoch))
+        local = self.batch_size // self.world
+        for start in range(0, self.n - self.batch_size + 1, self.batch_size):
+            yield order[start + self.rank * local : start + (self.rank + 1) * local]
+
+    def _eval_batches(self):
+        lo, hi = self.n * self.rank // self.world, self.n * (self.rank + 1) // self.world
+        for start in range(lo, hi, self.batch_size):
+            yield torch.arange(start, min(start + self.batch_size, hi))
+
+    def __iter__(self):
+        return self._train_batches() if self.shuffle else self._eval_batches()
+
+    def __len__(self) -> int:
+        if self.shuffle:
+            return self.n // self.batch_size
+        share = self.n * (self.rank + 1) // self.world - self.n * self.rank // self.world
+        return math.ceil(share / self.batch_size)
+
+
+def index_loader(dataset: TensorBatches, sampler: IndexBatchSampler) -> DataLoader:
+    """A DataLoader that hands each index tensor straight to the dataset (``batch_size=None``)."""
+    return DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=0)

@@ -1,0 +1,46 @@
+"""What every data source produces."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+
+@dataclass
+class ExpressionData:
+    """Landmark and target expression of the same samples (rows), on the source's own scale."""
+
+    landmarks: np.ndarray  # float32, (n_samples, n_landmarks)
+    targets: np.ndarray  # float32, (n_samples, n_targets)
+    sample_ids: list[str]
+    landmark_ids: list[str]
+    target_ids: list[str]
+    info: dict = field(default_factory=dict)  # e.g. {"noise_floor_mae": 0.22, "path": "..."}
+
+    def __post_init__(self):
+        where = self.info.get("path", "data source")
+        n = len(self.sample_ids)
+        for name, arr, ids in (("landmark", self.landmarks, self.landmark_ids), ("target", self.targets, self.target_ids)):
+            if arr.shape != (n, len(ids)):
+                raise ValueError(
+                    f"{where}: {name} matrix has shape {arr.shape}; expected {n} samples x {len(ids)} {name} genes"
+                )
+            bad = ~np.isfinite(arr)
+            if bad.any():
+                rows, cols = np.nonzero(bad)
+                raise ValueError(
+                    f"{where}: {int(bad.sum())} non-finite (NaN or infinite) {name} values, first in sample "
+                    f"{self.sample_ids[rows[0]]} gene {ids[cols[0]]}; expected finite expression values"
+                )
+
+
+class ExpressionSource(Protocol):
+    """A data set's files, turned into :class:`ExpressionData`."""
+
+    def prepare(self, max_samples: int | None = None, max_targets: int | None = None) -> None:
+        """Create any files the source needs (idempotent, atomic, safe under several processes)."""
+
+    def load(self, max_samples: int | None = None, max_targets: int | None = None) -> ExpressionData:
+        """Read the data; ``max_samples``/``max_targets`` keep only the first ones (for quick runs)."""

@@ -1,0 +1,42 @@
+"""The embedded synthetic data set as a source: generated once into a GCTX file, then read like any other."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from src.data.io.gctx import read_header, read_meta
+from src.data.sources.base import ExpressionData
+from src.data.sources.gctx import GCTXSource
+from src.data.synthetic import SyntheticSpec, ensure_synthetic_gctx
+
+
+class SyntheticSource:
+    """Synthetic profiles (see :mod:`src.data.synthetic`) cached as ``directory/synthetic_<hash>.gctx``.
+
+    ``max_samples``/``max_targets`` generate a smaller file rather than reading part of a large one.
+    The data carries its known noise floor in ``info["noise_floor_mae"]``.
+    """
+
+    def __init__(self, directory: str | Path, **spec):
+        self.directory = Path(directory)
+        # YAML gives lists (or ListConfigs) where the spec holds (low, high) tuples.
+        self.spec = SyntheticSpec(**{k: v if isinstance(v, (int, float)) else tuple(v) for k, v in spec.items()})
+
+    def _spec(self, max_samples: int | None, max_targets: int | None) -> SyntheticSpec:
+        return replace(
+            self.spec,
+            n_samples=min(self.spec.n_samples, max_samples or self.spec.n_samples),
+            n_targets=min(self.spec.n_targets, max_targets or self.spec.n_targets),
+        )
+
+    def prepare(self, max_samples: int | None = None, max_targets: int | None = None) -> None:
+        ensure_synthetic_gctx(self._spec(max_samples, max_targets), self.directory)
+
+    def load(self, max_samples: int | None = None, max_targets: int | None = None) -> ExpressionData:
+        path = ensure_synthetic_gctx(self._spec(max_samples, max_targets), self.directory)
+        header, roles = read_header(path), read_meta(path, "feature")["role"]
+        ids = header.feature_ids
+        data = GCTXSource(path, ids[roles == "landmark"], ids[roles == "target"]).load()
+        data.info["noise_floor_mae"] = float(header.attrs["noise_floor_mae"])
+        return data

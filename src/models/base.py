@@ -1,0 +1,139 @@
+"""What every training plan shares: loss, metrics, logging, optimiser, and the data a checkpoint carries."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import lightning as L
+import torch
+from torch import nn
+from torchmetrics import MeanAbsoluteError
+
+from src.data.datamodule import GeneSpace
+from src.metrics import GeneMetrics
+
+LOSSES = ("mse", "sse")
+
+
+class ExpressionModel(L.LightningModule):
+    """Base training plan: predicts standardised targets from standardised landmarks.
+
+    Subclasses build ``self.net`` (a plain ``nn.Module``) and may override :meth:`model_input` (what the
+    network reads from a batch) or :meth:`training_loss` (staged or closed-form training).
+
+    Logged: ``train/loss``, ``train/mae`` and, for validation and test, ``mae`` (D-GEX's MAE on the
+    standardised scale, averaged over genes) and ``pearson`` (mean per-gene correlation). After a test
+    run, ``self.test_per_gene`` holds the per-gene values.
+
+    Args:
+        n_inputs: number of landmark genes.
+        n_outputs: number of target genes.
+        optimizer: a partial optimiser constructor (``_partial_: true`` in the config); not needed for eval.
+        scheduler: optional partial LR scheduler constructor, stepped per epoch on ``val/mae``.
+        loss: ``mse`` (mean over genes) or ``sse`` (sum over genes, D-GEX's loss); both are averaged
+            over the batch.
+    """
+
+    def __init__(
+        self,
+        n_inputs: int,
+        n_outputs: int,
+        optimizer: Callable | None = None,
+        scheduler: Callable | None = None,
+        loss: str = "mse",
+    ):
+        super().__init__()
+        if loss not in LOSSES:
+            raise ValueError(f"unknown loss {loss!r}; choose one of {LOSSES}")
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"])
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.train_mae = MeanAbsoluteError()
+        self.val_metrics = GeneMetrics(n_outputs)
+        self.test_metrics = GeneMetrics(n_outputs)
+        self.gene_space: GeneSpace | None = None
+        self.data_config: dict | None = None
+        self.test_per_gene: dict[str, torch.Tensor] | None = None
+        self.net: nn.Module | None = None
+
+    # ----------------------------------------------------------------- what subclasses may change
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def model_input(self, batch) -> torch.Tensor:
+        """What the network reads: the landmarks (the autoencoder reads the targets instead)."""
+        return batch[0]
+
+    def criterion(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Squared error averaged over the batch, and over (``mse``) or summed over (``sse``) genes."""
+        err = (pred - target).square()
+        return err.mean() if self.hparams.loss == "mse" else err.sum(dim=-1).mean()
+
+    def training_loss(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """The loss to minimise and the prediction of the targets it was computed from."""
+        pred = self(self.model_input(batch))
+        return self.criterion(pred, batch[1]), pred
+
+    # ----------------------------------------------------------------- data the checkpoint carries
+    def attach_data(self, gene_space: GeneSpace, data_config: dict | None = None) -> None:
+        """Remember gene ids, training-split statistics and the data config (saved in checkpoints)."""
+        if len(gene_space.landmark_ids) != self.hparams.n_inputs or len(gene_space.target_ids) != self.hparams.n_outputs:
+            raise ValueError(
+                f"model expects {self.hparams.n_inputs} landmarks and {self.hparams.n_outputs} targets, but the "
+                f"data has {len(gene_space.landmark_ids)} and {len(gene_space.target_ids)}"
+            )
+        self.gene_space, self.data_config = gene_space, data_config
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        cls = type(self)
+        checkpoint["gexinfer"] = {
+            "model_class": f"{cls.__module__}.{cls.__qualname__}",
+            "gene_space": self.gene_space.to_dict() if self.gene_space else None,
+            "data_config": self.data_config,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        meta = checkpoint.get("gexinfer") or {}
+        if meta.get("gene_space"):
+            self.gene_space = GeneSpace.from_dict(meta["gene_space"])
+        self.data_config = meta.get("data_config")
+
+    # ----------------------------------------------------------------- Lightning steps
+    def training_step(self, batch, batch_idx):
+        loss, pred = self.training_loss(batch)
+        self.train_mae(pred.detach(), batch[1])
+        batch_size = len(batch[1])
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=batch_size, sync_dist=True)
+        self.log("train/mae", self.train_mae, on_step=False, on_epoch=True, batch_size=batch_size)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        self.val_metrics.update(self(self.model_input(batch)), batch[1])
+
+    def test_step(self, batch, batch_idx):
+        self.test_metrics.update(self(self.model_input(batch)), batch[1])
+
+    def predict_step(self, batch, batch_idx):
+        return self(self.model_input(batch))
+
+    def _log_epoch(self, stage: str, metrics: GeneMetrics) -> dict[str, torch.Tensor]:
+        per_gene = metrics.per_gene()
+        metrics.reset()
+        for name, value in GeneMetrics.summarise(per_gene).items():
+            self.log(f"{stage}/{name}", value, prog_bar=name == "mae")
+        return per_gene
+
+    def on_validation_epoch_end(self):
+        self._log_epoch("val", self.val_metrics)
+
+    def on_test_epoch_end(self):
+        self.test_per_gene = {k: v.cpu() for k, v in self._log_epoch("test", self.test_metrics).items()}
+
+    def configure_optimizers(self):
+        if self.optimizer_factory is None:
+            raise RuntimeError(f"{type(self).__name__} was built without an optimizer; it cannot be trained")
+        optimizer = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer=optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val/mae"}}

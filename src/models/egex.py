@@ -1,0 +1,114 @@
+"""E-GEX (Bhukya & Ashok, IAJIT 2020): an autoencoder of the targets plus an MLP into its latent space."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from src.models.base import ExpressionModel
+from src.models.networks.autoencoder import Autoencoder, LatentRegressor
+from src.models.networks.mlp import MLP
+
+STAGES = ("autoencoder", "latent", "finetune")
+
+
+def stage_epochs(fractions: Mapping[str, float], max_epochs: int) -> dict[str, int]:
+    """Split ``max_epochs`` among the stages in proportion to ``fractions``.
+
+    Every stage with a positive share gets at least one epoch while there are epochs to give; the
+    fine-tuning stage takes whatever rounding leaves.
+    """
+    unknown = set(fractions) - set(STAGES)
+    if unknown:
+        raise ValueError(f"unknown E-GEX stage(s) {sorted(unknown)}; the stages are {STAGES}")
+    total = sum(fractions.get(s, 0.0) for s in STAGES)
+    if total <= 0 or any(fractions.get(s, 0.0) < 0 for s in STAGES):
+        raise ValueError(f"E-GEX stage fractions must be non-negative with a positive sum, got {dict(fractions)}")
+    epochs, left = {}, max_epochs
+    for s in STAGES[:-1]:
+        share = fractions.get(s, 0.0) / total
+        n = max(1, round(share * max_epochs)) if share > 0 else 0
+        epochs[s] = min(n, max(left - 1, 0))
+        left -= epochs[s]
+    epochs[STAGES[-1]] = left
+    return epochs
+
+
+class EGEX(ExpressionModel):
+    """E-GEX: predicts all targets in one network, ``decoder(mlp(landmarks))``, trained in three stages.
+
+    1. ``autoencoder``: the target autoencoder learns to reconstruct training targets (optionally denoising).
+    2. ``latent``: the MLP learns to map landmarks onto the (frozen) encoder's codes of the targets.
+    3. ``finetune``: MLP and decoder are trained end to end on the targets.
+
+    Stage lengths are fractions of ``trainer.max_epochs`` (``stages``), so one run trains all three and
+    a shorter run keeps their proportions. Throughout, ``val/mae`` measures the composite's prediction.
+    ``train/loss`` is the current stage's loss; ``train/stage`` its index.
+
+    Args:
+        ae_widths: autoencoder hidden widths (encoder; the decoder mirrors them).
+        latent: latent code size.
+        mlp_widths: hidden widths of the landmark-to-latent MLP.
+        activation, dropout, norm: as in :class:`~src.models.networks.mlp.MLP`, for both parts.
+        input_noise: Gaussian noise sd added to targets while pre-training the autoencoder.
+        stages: fractions of the epochs given to each stage.
+    """
+
+    def __init__(
+        self,
+        n_inputs: int,
+        n_outputs: int,
+        ae_widths: Sequence[int] = (1024,),
+        latent: int = 128,
+        mlp_widths: Sequence[int] = (1024, 1024),
+        activation: str = "gelu",
+        dropout: float = 0.1,
+        norm: str | None = "layer",
+        input_noise: float = 0.0,
+        stages: Mapping[str, float] | None = None,
+        **kwargs,
+    ):
+        super().__init__(n_inputs, n_outputs, **kwargs)
+        self.stage_fractions = dict(stages or {"autoencoder": 0.3, "latent": 0.2, "finetune": 0.5})
+        stage_epochs(self.stage_fractions, 3)  # validate early
+        layers = dict(activation_name=activation, dropout=dropout, norm=norm)
+        self.net = LatentRegressor(
+            MLP(n_inputs, list(mlp_widths), latent, **layers),
+            Autoencoder(n_outputs, list(ae_widths), latent, **layers),
+        )
+
+    @property
+    def stage(self) -> str:
+        """The stage the current epoch belongs to."""
+        max_epochs = self.trainer.max_epochs
+        if max_epochs is None or max_epochs < 1:
+            raise ValueError("E-GEX needs trainer.max_epochs >= 1 to lay out its training stages")
+        epoch = self.current_epoch
+        for name, n in stage_epochs(self.stage_fractions, max_epochs).items():
+            if epoch < n:
+                return name
+            epoch -= n
+        return STAGES[-1]
+
+    def training_loss(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = batch
+        ae, mlp = self.net.autoencoder, self.net.mlp
+        stage = self.stage
+        self.log("train/stage", float(STAGES.index(stage)), on_step=False, on_epoch=True, batch_size=len(y))
+        if stage == "autoencoder":
+            noisy = y + self.hparams.input_noise * torch.randn_like(y) if self.hparams.input_noise > 0 else y
+            pred = ae(noisy)
+            return self.criterion(pred, y), pred
+        if stage == "latent":
+            with torch.no_grad():
+                ae.encoder.eval()
+                code = ae.encoder(y)
+                ae.encoder.train()
+            z = mlp(x)
+            with torch.no_grad():
+                pred = ae.decoder(z)
+            return F.mse_loss(z, code), pred
+        pred = self.net(x)
+        return self.criterion(pred, y), pred

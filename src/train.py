@@ -1,0 +1,90 @@
+"""Train a model: ``python -m src.train [model=egex] [data=synthetic] [trainer.devices=2] ...``.
+
+``train(cfg)`` does the work and returns the final metrics (tests call it directly); ``main`` is the
+thin Hydra command-line wrapper.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+import lightning as L
+from omegaconf import DictConfig, OmegaConf
+
+from src.utils.config import validate_config
+from src.utils.instantiate import instantiate_all
+from src.utils.results import print_metrics, scalar_metrics, write_metrics, write_per_gene
+from src.utils.wandb_mode import resolve_wandb_mode
+
+log = logging.getLogger(__name__)
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Train ``cfg.model`` on ``cfg.data``, then validate and test the best checkpoint.
+
+    Writes ``metrics.json`` (final ``val/*`` and ``test/*``) and ``per_gene_test.tsv`` into
+    ``cfg.paths.output_dir`` (process 0 only) and returns the metrics.
+    """
+    validate_config(cfg)
+    L.seed_everything(cfg.seed, workers=True)
+    output_dir = Path(cfg.paths.output_dir)
+    if cfg.get("logger") and "wandb" in cfg.logger:
+        resolve_wandb_mode(str(output_dir))
+
+    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    model = hydra.utils.instantiate(
+        cfg.model, n_inputs=datamodule.n_landmarks, n_outputs=datamodule.n_targets, _convert_="all"
+    )
+    model.attach_data(datamodule.gene_space, OmegaConf.to_container(cfg.data, resolve=True))
+
+    loggers = instantiate_all(cfg.get("logger"))
+    trainer: L.Trainer = hydra.utils.instantiate(
+        cfg.trainer, callbacks=instantiate_all(cfg.get("callbacks")), logger=loggers or False
+    )
+    for logger in loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        ckpt = "best" if best else None
+        metrics = {}
+        for run in (trainer.validate, trainer.test):
+            for result in run(model, datamodule=datamodule, ckpt_path=ckpt, verbose=False):
+                metrics.update(scalar_metrics(result))
+        if trainer.is_global_zero:
+            save_results(output_dir, metrics, model, best_checkpoint=best)
+        return metrics
+    finally:
+        if any(type(lg).__name__ == "WandbLogger" for lg in loggers):
+            import wandb
+
+            wandb.finish()
+
+
+def save_results(output_dir: Path, metrics: dict[str, float], model, **extra) -> None:
+    """Write metrics.json and per-gene test metrics, and print the metrics table."""
+    space = model.gene_space
+    floor = space.info.get("noise_floor_mae") if space else None
+    write_metrics(
+        output_dir / "metrics.json",
+        metrics,
+        {"model": type(model).__name__, "noise_floor_mae": floor, **{k: str(v) for k, v in extra.items()}},
+    )
+    if model.test_per_gene is not None and space is not None:
+        write_per_gene(output_dir / "per_gene_test.tsv", space.target_ids, model.test_per_gene)
+    print_metrics(metrics, title=f"{type(model).__name__}: {output_dir}", noise_floor=floor)
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    """Command-line entry point; returns the metric a hyperparameter sweeper optimises."""
+    metrics = train(cfg)
+    return metrics.get(cfg.get("optimized_metric"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+"""Check a composed config right after composition, so a wrong combination fails in one clear sentence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Raise ``ValueError`` for settings that would otherwise fail late or silently do the wrong thing."""
+    trainer = cfg.trainer
+    if trainer.get("use_distributed_sampler", False):
+        raise ValueError(
+            "trainer.use_distributed_sampler must be false: batches are already sharded across devices by "
+            "src.data.batches (data.batch_size is the global batch)"
+        )
+    devices, nodes = trainer.get("devices", 1), trainer.get("num_nodes", 1) or 1
+    if isinstance(devices, int) and devices > 0:
+        world = devices * nodes
+        if cfg.data.batch_size % world:
+            raise ValueError(
+                f"data.batch_size={cfg.data.batch_size} is the global batch and must be divisible by the "
+                f"{world} processes (trainer.devices x trainer.num_nodes)"
+            )
+    ckpt = cfg.get("ckpt_path")
+    if ckpt and not Path(ckpt).is_file():
+        raise FileNotFoundError(f"ckpt_path={ckpt}: no such checkpoint file")
