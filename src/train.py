@@ -13,7 +13,7 @@ import hydra
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
-from src.utils.config import validate_config
+from src.utils.config import trainer_overrides, validate_config
 from src.utils.instantiate import instantiate_all
 from src.utils.results import print_metrics, scalar_metrics, write_metrics, write_per_gene
 from src.utils.wandb_mode import resolve_wandb_mode
@@ -43,10 +43,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     loggers = instantiate_all(cfg.get("logger"))
     trainer: L.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=instantiate_all(cfg.get("callbacks")), logger=loggers or False
+        cfg.trainer,
+        callbacks=instantiate_all(cfg.get("callbacks")),
+        logger=loggers or False,
+        **trainer_overrides(cfg, model),
     )
     for logger in loggers:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        logger.log_hyperparams(plain_config(cfg))
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
@@ -65,6 +68,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
             wandb.finish()
 
 
+def plain_config(cfg: DictConfig) -> dict:
+    """The composed config as plain, resolved Python values, without Hydra's own node."""
+    return {
+        key: OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+        for key, value in cfg.items()
+        if key != "hydra"
+    }
+
+
 def save_results(output_dir: Path, metrics: dict[str, float], model, **extra) -> None:
     """Write metrics.json and per-gene test metrics, and print the metrics table."""
     space = model.gene_space
@@ -76,7 +88,7 @@ def save_results(output_dir: Path, metrics: dict[str, float], model, **extra) ->
     )
     if model.test_per_gene is not None and space is not None:
         write_per_gene(output_dir / "per_gene_test.tsv", space.target_ids, model.test_per_gene)
-    print_metrics(metrics, title=f"{type(model).__name__}: {output_dir}", noise_floor=floor)
+    print_metrics(metrics, title=type(model).__name__, output_dir=output_dir, noise_floor=floor)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")

@@ -31,11 +31,12 @@ class IndexBatchSampler(Sampler[torch.Tensor]):
     Training (``shuffle=True``): a permutation seeded by ``seed + epoch`` is cut into global batches
     (an incomplete last batch is dropped, so every rank takes the same number of steps), and rank ``r``
     of ``world`` takes slice ``r`` of each. Evaluation (``shuffle=False``): rank ``r`` takes the
-    ``r``-th contiguous share of the samples, every sample exactly once across ranks.
+    ``r``-th contiguous share of the samples, every sample exactly once across ranks, in batches of
+    ``batch_size`` per rank.
     """
 
     def __init__(self, n: int, batch_size: int, *, shuffle: bool, seed: int = 0, rank: int = 0, world: int = 1):
-        if batch_size % world:
+        if shuffle and batch_size % world:
             raise ValueError(f"data.batch_size={batch_size} (global) must be divisible by the {world} devices")
         self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
         self.rank, self.world, self.epoch = rank, world, 0

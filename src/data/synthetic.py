@@ -83,8 +83,12 @@ class _Genes:
         return (z @ self.linear + np.tanh(z @ self.w + self.b) @ self.nonlinear) * self.scale
 
 
-def generate(spec: SyntheticSpec) -> dict:
-    """Generate the data set in memory: a samples x genes float32 matrix plus ids and metadata."""
+def generate(spec: SyntheticSpec, with_signal: bool = False) -> dict:
+    """Generate the data set in memory: a samples x genes float32 matrix plus ids and metadata.
+
+    ``with_signal=True`` also returns ``signal``, the noise-free values (the true function of the
+    latent state), from which the noise floor can be checked.
+    """
     rng = np.random.default_rng(spec.seed)
     k = spec.latent_dim
     landmarks = _Genes(rng, spec.n_landmarks, spec, spec.landmark_noise)
@@ -95,16 +99,18 @@ def generate(spec: SyntheticSpec) -> dict:
         genes.scale = (1.0 / genes.signal(z_ref).std(axis=0)).astype(np.float32)
 
     z = rng.standard_normal((spec.n_samples, k)).astype(np.float32)
-    blocks = []
+    blocks, signals = [], []
     for genes in (landmarks, targets):
+        signal = genes.signal(z)
         eps = rng.standard_normal((spec.n_samples, len(genes.mean)), dtype=np.float32)
-        values = genes.signal(z) + genes.noise_ratio * eps
-        blocks.append(genes.mean + genes.spread * values)
+        blocks.append(genes.mean + genes.spread * (signal + genes.noise_ratio * eps))
+        if with_signal:
+            signals.append(genes.mean + genes.spread * signal)
     matrix = np.concatenate(blocks, axis=1)
 
     landmark_ids = [f"LM{i:04d}" for i in range(1, spec.n_landmarks + 1)]
     target_ids = [f"TG{i:05d}" for i in range(1, spec.n_targets + 1)]
-    return {
+    out = {
         "matrix": matrix,
         "sample_ids": [f"SYN{i:06d}" for i in range(1, spec.n_samples + 1)],
         "feature_ids": landmark_ids + target_ids,
@@ -119,6 +125,9 @@ def generate(spec: SyntheticSpec) -> dict:
             "noise_floor_mae": noise_floor(targets.noise_ratio),
         },
     }
+    if with_signal:
+        out["signal"] = np.concatenate(signals, axis=1)
+    return out
 
 
 def ensure_synthetic_gctx(spec: SyntheticSpec, directory: str | Path) -> Path:

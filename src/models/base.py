@@ -34,6 +34,10 @@ class ExpressionModel(L.LightningModule):
             over the batch.
     """
 
+    #: True when some parameters get no gradient in some steps (staged training): DDP must then look
+    #: for unused parameters (see :func:`src.utils.config.trainer_overrides`).
+    has_unused_parameters: bool = False
+
     def __init__(
         self,
         n_inputs: int,
@@ -120,7 +124,8 @@ class ExpressionModel(L.LightningModule):
         per_gene = metrics.per_gene()
         metrics.reset()
         for name, value in GeneMetrics.summarise(per_gene).items():
-            self.log(f"{stage}/{name}", value, prog_bar=name == "mae")
+            # Already synchronised by torchmetrics; sync_dist only averages equal values across ranks.
+            self.log(f"{stage}/{name}", value, prog_bar=name == "mae", sync_dist=True)
         return per_gene
 
     def on_validation_epoch_end(self):

@@ -56,6 +56,8 @@ class EGEX(ExpressionModel):
         stages: fractions of the epochs given to each stage.
     """
 
+    has_unused_parameters = True  # each stage trains only part of the network
+
     def __init__(
         self,
         n_inputs: int,

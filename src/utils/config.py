@@ -26,3 +26,14 @@ def validate_config(cfg: DictConfig) -> None:
     ckpt = cfg.get("ckpt_path")
     if ckpt and not Path(ckpt).is_file():
         raise FileNotFoundError(f"ckpt_path={ckpt}: no such checkpoint file")
+
+
+def trainer_overrides(cfg: DictConfig, model) -> dict:
+    """Trainer arguments that depend on the model: DDP that tolerates parameters without gradients
+    for models trained in stages (E-GEX), when the user left the strategy to Lightning or asked for plain ddp."""
+    strategy = cfg.trainer.get("strategy", "auto")
+    if getattr(model, "has_unused_parameters", False) and strategy in ("auto", "ddp"):
+        devices, nodes = cfg.trainer.get("devices", 1), cfg.trainer.get("num_nodes", 1) or 1
+        if not (isinstance(devices, int) and devices * nodes == 1):
+            return {"strategy": "ddp_find_unused_parameters_true"}
+    return {}

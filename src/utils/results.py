@@ -45,7 +45,9 @@ def write_per_gene(path: str | Path, gene_ids: Sequence[str], per_gene: Mapping[
     return Path(path)
 
 
-def print_metrics(metrics: Mapping[str, float], title: str, noise_floor: float | None = None) -> None:
+def print_metrics(
+    metrics: Mapping[str, float], title: str, output_dir: str | Path | None = None, noise_floor: float | None = None
+) -> None:
     """Print metrics as a small table: one row per metric name, one column per split."""
     splits = sorted({k.split("/", 1)[0] for k in metrics}, key=lambda s: ("train", "val", "test").index(s) if s in ("train", "val", "test") else 9)
     names = sorted({k.split("/", 1)[1] for k in metrics if "/" in k})
@@ -57,6 +59,8 @@ def print_metrics(metrics: Mapping[str, float], title: str, noise_floor: float |
         table.add_row(name, *(f"{metrics[f'{s}/{name}']:.4f}" if f"{s}/{name}" in metrics else "" for s in splits))
     console = Console()
     console.print(table)
+    if output_dir is not None:
+        console.print(f"outputs: {output_dir}")
     if noise_floor is not None:
         console.print(f"noise floor (MAE of the true function): {noise_floor:.4f}")
     console.print("mae: mean absolute error on the standardised scale, averaged over genes (D-GEX).")

@@ -1,0 +1,75 @@
+import numpy as np
+import pytest
+import torch
+
+from src.data.datamodule import ExpressionDataModule, GeneSpace
+from src.data.io.gctx import write_gctx
+from src.data.sources import GCTXSource, SyntheticSource
+from src.data.sources.base import ExpressionData
+
+
+def _gctx(tmp_path, values, n_landmarks=3):
+    ids = [f"g{i}" for i in range(values.shape[1])]
+    path = write_gctx(tmp_path / "d.gctx", values, [f"s{i}" for i in range(len(values))], ids)
+    return path, ids[:n_landmarks], ids[n_landmarks:]
+
+
+def test_standardises_with_training_statistics_only(tmp_path):
+    rng = np.random.default_rng(0)
+    values = rng.normal(5, 2, size=(200, 6)).astype(np.float32)
+    path, lm, tg = _gctx(tmp_path, values)
+    dm = ExpressionDataModule(GCTXSource(path, lm, tg), split=(0.5, 0.25, 0.25), split_seed=1)
+    dm.setup()
+    train_x = dm.splits["train"].landmarks
+    np.testing.assert_allclose(train_x.mean(0), 0, atol=1e-5)
+    # Changing every val/test value leaves the training data and statistics untouched.
+    held_out = [int(s[1:]) for s in dm.sample_ids["val"] + dm.sample_ids["test"]]
+    values[held_out] += 100
+    path2, *_ = _gctx(tmp_path / "other", values)
+    dm2 = ExpressionDataModule(GCTXSource(path2, lm, tg), split=(0.5, 0.25, 0.25), split_seed=1)
+    dm2.setup()
+    assert torch.equal(dm2.splits["train"].landmarks, train_x)
+    np.testing.assert_array_equal(dm2.gene_space.target_scaler.mean, dm.gene_space.target_scaler.mean)
+
+
+def test_batches_are_cut_by_index_from_memory(tmp_path):
+    values = np.arange(40 * 5, dtype=np.float32).reshape(40, 5)
+    path, lm, tg = _gctx(tmp_path, values)
+    dm = ExpressionDataModule(GCTXSource(path, lm, tg), batch_size=8, eval_batch_size=3)
+    dm.setup()
+    x, y = next(iter(dm.train_dataloader()))
+    assert x.shape == (8, 3) and y.shape == (8, 2) and x.dtype == torch.float32
+    assert sum(len(b[0]) for b in dm.val_dataloader()) == len(dm.splits["val"])
+
+
+def test_gene_space_round_trips_through_plain_types(tmp_path):
+    dm = ExpressionDataModule(SyntheticSource(tmp_path, n_samples=60, n_landmarks=4, n_targets=5))
+    dm.setup()
+    d = dm.gene_space.to_dict()
+    saved = torch.load(_save(tmp_path, d), weights_only=True)
+    back = GeneSpace.from_dict(saved)
+    assert back.target_ids == dm.gene_space.target_ids
+    np.testing.assert_array_equal(back.landmark_scaler.std, dm.gene_space.landmark_scaler.std)
+    assert back.info["noise_floor_mae"] == pytest.approx(dm.gene_space.info["noise_floor_mae"])
+
+
+def _save(tmp_path, obj):
+    torch.save(obj, tmp_path / "g.pt")
+    return tmp_path / "g.pt"
+
+
+def test_limits_shrink_a_synthetic_source(tmp_path):
+    dm = ExpressionDataModule(SyntheticSource(tmp_path, n_samples=500), max_samples=50, max_targets=7)
+    dm.prepare_data()
+    dm.setup()
+    assert (dm.n_landmarks, dm.n_targets) == (943, 7)
+    assert sum(len(s) for s in dm.splits.values()) == 50
+
+
+def test_missing_genes_and_bad_values_fail_clearly(tmp_path):
+    values = np.ones((10, 4), dtype=np.float32)
+    path, lm, tg = _gctx(tmp_path, values)
+    with pytest.raises(ValueError, match=r"1 of 2 requested target ids are missing.*nope"):
+        GCTXSource(path, lm, [tg[0], "nope"]).load()
+    with pytest.raises(ValueError, match="non-finite"):
+        ExpressionData(np.array([[np.nan]], np.float32), np.ones((1, 1), np.float32), ["s"], ["a"], ["b"])

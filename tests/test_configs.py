@@ -1,0 +1,52 @@
+"""Every model composes with every data config, and each composed object instantiates."""
+
+import hydra
+import pytest
+from omegaconf import OmegaConf
+
+from tests.conftest import CONF, GPL96
+
+MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
+DATA = sorted(p.stem for p in (CONF / "data").glob("*.yaml"))
+DATA_ARGS = {
+    "gctx": [f"data.source.path={GPL96}", "data.source.landmark_ids=[202954_at,219222_at]",
+             "data.source.target_ids=[1007_s_at]"],
+}
+
+
+@pytest.mark.parametrize("data", DATA)
+@pytest.mark.parametrize("model", MODELS)
+def test_every_model_composes_with_every_data(train_config, model, data):
+    cfg = train_config(f"model={model}", f"data={data}", *DATA_ARGS.get(data, []))
+    OmegaConf.to_container(cfg.data, resolve=True)  # every interpolation resolves
+    assert cfg.model._target_.startswith("src.models.")
+    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
+    net = hydra.utils.instantiate(cfg.model, n_inputs=4, n_outputs=3, _convert_="all")
+    assert datamodule.batch_size == cfg.data.batch_size and net.hparams.n_outputs == 3
+
+
+@pytest.mark.parametrize("trainer", ["default", "cpu", "gpu", "ddp", "ddp_sim"])
+def test_trainer_configs_compose(train_config, trainer):
+    cfg = train_config(f"trainer={trainer}")
+    assert cfg.trainer.use_distributed_sampler is False
+
+
+def test_debug_fast_shrinks_without_swapping_data_or_model(train_config):
+    base, fast = train_config("model=dgex"), train_config("model=dgex", "debug=fast")
+    assert fast.data._target_ == base.data._target_ and fast.model._target_ == base.model._target_
+    assert fast.data.max_samples < 5000 and max(fast.model.widths) < max(base.model.widths)
+    assert fast.trainer.max_epochs <= 3
+
+
+def test_unknown_config_keys_are_rejected(train_config):
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException):
+        train_config("model.no_such_key=1")
+
+
+def test_defaults_are_egex_on_synthetic_with_wandb(train_config):
+    cfg = train_config()
+    assert cfg.model._target_ == "src.models.egex.EGEX"
+    assert cfg.data.source._target_ == "src.data.sources.SyntheticSource"
+    assert "wandb" in cfg.logger

@@ -1,0 +1,49 @@
+import json
+
+import pytest
+
+from src.eval import evaluate
+from src.models.checkpoint import read_checkpoint
+from src.train import train
+from tests.conftest import compose_config
+
+
+def _trained(train_config):
+    cfg = train_config("model=dgex", "debug=fast")
+    return cfg, train(cfg)
+
+
+def test_eval_reproduces_the_test_metrics_of_training(train_config, tmp_path, data_dir):
+    cfg, trained = _trained(train_config)
+    ckpt = f"{cfg.paths.output_dir}/checkpoints/best.ckpt"
+    ecfg = compose_config("eval", tmp_path / "eval", [f"ckpt_path={ckpt}"], data_dir)
+    metrics = evaluate(ecfg)
+    assert metrics == pytest.approx(trained, rel=1e-6)
+    saved = json.load(open(f"{ecfg.paths.output_dir}/metrics.json"))
+    assert set(saved["metrics"]) == set(trained)
+
+
+def test_eval_refuses_data_with_other_genes(train_config, tmp_path, data_dir):
+    cfg, _ = _trained(train_config)
+    ckpt = f"{cfg.paths.output_dir}/checkpoints/best.ckpt"
+    ecfg = compose_config("eval", tmp_path / "eval", [f"ckpt_path={ckpt}", "data=synthetic",
+                                                      "data.max_samples=3000", "data.max_targets=200"], data_dir)
+    with pytest.raises(ValueError, match="target genes differ from the model's"):
+        evaluate(ecfg)
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint at all"])
+def test_unreadable_checkpoints_fail_clearly(tmp_path, content):
+    path = tmp_path / "broken.ckpt"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match="broken.ckpt: not a readable checkpoint"):
+        read_checkpoint(path)
+
+
+def test_truncated_checkpoint_fails_clearly(train_config, tmp_path):
+    cfg, _ = _trained(train_config)
+    data = open(f"{cfg.paths.output_dir}/checkpoints/best.ckpt", "rb").read()
+    path = tmp_path / "truncated.ckpt"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="truncated.ckpt: not a readable checkpoint"):
+        read_checkpoint(path)

@@ -1,0 +1,68 @@
+"""End-to-end training of every model with debug=fast, in process through ``train(cfg)``."""
+
+import json
+
+import hydra
+import pytest
+import torch
+
+from src.models.checkpoint import load_model
+from src.train import train
+
+MODELS = ["lr", "dgex", "autoencoder", "egex"]
+
+
+def _mean_predictor_mae(cfg) -> float:
+    """MAE of predicting the training mean: 0 on the standardised scale."""
+    dm = hydra.utils.instantiate(cfg.data, _convert_="all")
+    dm.setup()
+    return float(dm.splits["test"].targets.abs().mean())
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_each_model_trains_and_beats_the_mean_predictor(train_config, model):
+    cfg = train_config(f"model={model}", "debug=fast", "logger=csv")
+    metrics = train(cfg)
+    out = cfg.paths.output_dir
+    assert set(metrics) == {"val/mae", "val/pearson", "test/mae", "test/pearson"}
+    assert metrics["test/mae"] < 0.9 * _mean_predictor_mae(cfg)
+    saved = json.load(open(f"{out}/metrics.json"))
+    assert saved["metrics"]["test/mae"] == pytest.approx(metrics["test/mae"])
+    assert saved["noise_floor_mae"] > 0
+    assert load_model(f"{out}/checkpoints/best.ckpt").gene_space.target_ids[0] == "TG00001"
+    lines = open(f"{out}/per_gene_test.tsv").read().splitlines()
+    assert lines[0] == "gene\tmae\tpearson" and len(lines) == 1 + 300
+    per_gene_mean = sum(float(line.split("\t")[1]) for line in lines[1:]) / 300
+    assert per_gene_mean == pytest.approx(metrics["test/mae"], rel=1e-3)
+
+
+def test_checkpoint_carries_genes_statistics_and_data_config(train_config):
+    cfg = train_config("model=dgex", "debug=fast")
+    train(cfg)
+    model = load_model(f"{cfg.paths.output_dir}/checkpoints/best.ckpt")
+    dm = hydra.utils.instantiate(cfg.data, _convert_="all")
+    dm.setup()
+    assert model.gene_space.target_ids == dm.gene_space.target_ids
+    assert torch.equal(torch.from_numpy(model.gene_space.landmark_scaler.mean), torch.from_numpy(dm.gene_space.landmark_scaler.mean))
+    assert model.data_config["source"]["_target_"] == "src.data.sources.SyntheticSource"
+
+
+def test_same_seed_same_metrics(train_config, tmp_path):
+    first = train(train_config("model=dgex", "debug=fast"))
+    second = train(train_config("model=dgex", "debug=fast"))
+    assert first == second
+
+
+def test_resume_from_last_checkpoint_continues_training(train_config):
+    cfg = train_config("model=dgex", "debug=fast", "trainer.max_epochs=2")
+    train(cfg)
+    last = f"{cfg.paths.output_dir}/checkpoints/last.ckpt"
+    assert torch.load(last, weights_only=True)["epoch"] == 1
+    resumed = train_config("model=dgex", "debug=fast", "trainer.max_epochs=3", f"ckpt_path={last}")
+    train(resumed)
+    assert torch.load(f"{resumed.paths.output_dir}/checkpoints/last.ckpt", weights_only=True)["epoch"] == 2
+
+
+def test_missing_checkpoint_is_named(train_config):
+    with pytest.raises(FileNotFoundError, match="nope.ckpt"):
+        train(train_config("debug=fast", "ckpt_path=/nope.ckpt"))
