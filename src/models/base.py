@@ -78,6 +78,10 @@ class ExpressionModel(L.LightningModule):
         pred = self(self.model_input(batch))
         return self.criterion(pred, batch[1]), pred
 
+    def param_groups(self) -> list:
+        """What the optimiser trains: all trainable parameters (D-GEX gives layers their own rates)."""
+        return [p for p in self.parameters() if p.requires_grad]
+
     # ----------------------------------------------------------------- data the checkpoint carries
     def attach_data(self, gene_space: GeneSpace, data_config: dict | None = None) -> None:
         """Remember gene ids, training-split statistics and the data config (saved in checkpoints)."""
@@ -111,6 +115,11 @@ class ExpressionModel(L.LightningModule):
         self.log("train/mae", self.train_mae, on_step=False, on_epoch=True, batch_size=batch_size)
         return loss
 
+    def on_train_epoch_start(self):
+        optimizers = self.trainer.optimizers
+        if optimizers and self.automatic_optimization:
+            self.log("train/lr", optimizers[0].param_groups[0]["lr"], on_step=False, on_epoch=True, sync_dist=True)
+
     def validation_step(self, batch, batch_idx):
         self.val_metrics.update(self(self.model_input(batch)), batch[1])
 
@@ -137,7 +146,7 @@ class ExpressionModel(L.LightningModule):
     def configure_optimizers(self):
         if self.optimizer_factory is None:
             raise RuntimeError(f"{type(self).__name__} was built without an optimizer; it cannot be trained")
-        optimizer = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
+        optimizer = self.optimizer_factory(params=self.param_groups())
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer=optimizer)

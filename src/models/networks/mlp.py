@@ -84,3 +84,15 @@ class PartitionedMLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         outs = [part(x) for part in self.parts]
         return outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)
+
+
+def dgex_init(mlp: MLP, output_range: float = 1e-4) -> None:
+    """D-GEX's initialisation: hidden weights uniform in +-sqrt(6 / (fan_in + fan_out)) (Glorot),
+    output weights uniform in +-``output_range``, all biases zero."""
+    *hidden, output = mlp.linears
+    for layer in hidden:
+        bound = (6.0 / (layer.in_features + layer.out_features)) ** 0.5
+        nn.init.uniform_(layer.weight, -bound, bound)
+    nn.init.uniform_(output.weight, -output_range, output_range)
+    for layer in mlp.linears:
+        nn.init.zeros_(layer.bias)

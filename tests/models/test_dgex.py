@@ -1,0 +1,74 @@
+"""D-GEX as published: initialisation, learning rates, loss and the decay rule."""
+
+import hydra
+import pytest
+import torch
+
+from src.models.dgex import DGEX, decayed, paper_learning_rate
+from src.models.networks.mlp import MLP, dgex_init
+from src.train import train
+
+
+def test_initialisation_ranges():
+    net = MLP(943, [300, 200], 100)
+    dgex_init(net)
+    first, second, out = net.linears
+    for layer in (first, second):
+        bound = (6 / (layer.in_features + layer.out_features)) ** 0.5
+        assert layer.weight.abs().max() <= bound and layer.weight.abs().max() > 0.9 * bound
+    assert out.weight.abs().max() <= 1e-4
+    assert all((layer.bias == 0).all() for layer in net.linears)
+
+
+@pytest.mark.parametrize("widths, base", [([30], 5e-4), ([30, 30], 3e-4), ([30, 30, 30], 3e-4)])
+def test_learning_rates_per_layer(widths, base):
+    assert paper_learning_rate(len(widths)) == base
+    model = DGEX(8, 6, widths=widths, n_splits=2)
+    groups = model.param_groups()
+    assert groups[0]["lr"] == base
+    first_layers = {id(p) for part in model.net.parts for p in part.linears[0].parameters()}
+    assert {id(p) for p in groups[0]["params"]} == first_layers
+    later = {id(p) for part in model.net.parts for layer in part.linears[1:] for p in layer.parameters()}
+    assert {id(p) for p in groups[1]["params"]} == later and groups[1]["lr"] == pytest.approx(3 * base)
+
+
+def test_loss_is_squared_error_summed_over_genes_and_averaged_over_the_batch():
+    model = DGEX(3, 4, widths=[5], loss="sse")
+    pred, target = torch.randn(7, 4), torch.randn(7, 4)
+    assert model.criterion(pred, target) == pytest.approx(float(((pred - target) ** 2).sum(1).mean()))
+
+
+def test_two_splits_predict_halves_of_the_targets():
+    model = DGEX(10, 9520, widths=[4], n_splits=2)
+    assert model.net.sizes == [4760, 4760]
+    model.eval()
+    x = torch.randn(3, 10)
+    torch.testing.assert_close(model(x)[:, 4760:], model.net.parts[1](x))
+
+
+def test_learning_rate_decays_by_0_9_only_when_the_monitored_mae_rose():
+    assert decayed([3e-4, 9e-4], rose=False, factor=0.9, min_lr=1e-5) == [3e-4, 9e-4]
+    assert decayed([3e-4, 9e-4], rose=True, factor=0.9, min_lr=1e-5) == pytest.approx([2.7e-4, 8.1e-4])
+    assert decayed([1.05e-5, 3.15e-5], rose=True, factor=0.9, min_lr=1e-5) == pytest.approx([1e-5, 3e-5])
+
+
+def test_decay_is_driven_by_a_fixed_training_subset(train_config):
+    cfg = train_config("model=dgex", "debug=fast", "trainer.max_epochs=4", "model.decay_samples=100", "logger=csv")
+    train(cfg)
+    import csv
+
+    rows = list(csv.DictReader(open(f"{cfg.paths.output_dir}/csv/version_0/metrics.csv")))
+    maes = [float(r["train/subset_mae"]) for r in rows if r.get("train/subset_mae")]
+    lrs = [float(r["train/lr"]) for r in rows if r.get("train/lr")]
+    assert len(maes) == 4 and len(lrs) == 4
+    for prev, cur, lr_before, lr_after in zip(maes, maes[1:], lrs, lrs[1:]):
+        assert lr_after == pytest.approx(lr_before * (0.9 if cur > prev else 1.0))
+
+
+def test_faithful_recipe_trains_end_to_end(train_config):
+    cfg = train_config("model=dgex", "debug=fast")
+    assert cfg.model.optimizer._target_ == "torch.optim.SGD" and cfg.model.optimizer.momentum == 0.5
+    metrics = train(cfg)
+    dm = hydra.utils.instantiate(cfg.data, _convert_="all")
+    dm.setup()
+    assert metrics["test/mae"] < 0.9 * float(dm.splits["test"].targets.abs().mean())
