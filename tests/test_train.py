@@ -9,7 +9,7 @@ import torch
 from src.models.checkpoint import load_model
 from src.train import train
 
-MODELS = ["lr", "dgex", "autoencoder", "egex"]
+MODELS = ["lr", "lr_l1", "lr_l2", "knn", "dgex", "autoencoder", "egex"]
 
 
 def _mean_predictor_mae(cfg) -> float:

@@ -53,15 +53,18 @@ def test_learning_rate_decays_by_0_9_only_when_the_monitored_mae_rose():
 
 
 def test_decay_is_driven_by_a_fixed_training_subset(train_config):
-    cfg = train_config("model=dgex", "debug=fast", "trainer.max_epochs=4", "model.decay_samples=100", "logger=csv")
+    cfg = train_config("model=dgex", "debug=fast", "trainer.max_epochs=5", "model.decay_samples=100",
+                       "model.lr=0.05", "logger=csv")
     train(cfg)
     import csv
 
     rows = list(csv.DictReader(open(f"{cfg.paths.output_dir}/csv/version_0/metrics.csv")))
     maes = [float(r["train/subset_mae"]) for r in rows if r.get("train/subset_mae")]
     lrs = [float(r["train/lr"]) for r in rows if r.get("train/lr")]
-    assert len(maes) == 4 and len(lrs) == 4
-    for prev, cur, lr_before, lr_after in zip(maes, maes[1:], lrs, lrs[1:]):
+    assert len(maes) == 5 and len(lrs) == 5
+    # The rate of epoch i+1 is decided at the end of epoch i, from the MAEs of epochs i-1 and i.
+    assert any(cur > prev for prev, cur in zip(maes, maes[1:]))  # the rate is high enough to overshoot
+    for prev, cur, lr_before, lr_after in zip(maes, maes[1:], lrs[1:], lrs[2:]):
         assert lr_after == pytest.approx(lr_before * (0.9 if cur > prev else 1.0))
 
 

@@ -1,0 +1,65 @@
+"""Training plans fitted directly from the training split, without gradient descent (the baselines)."""
+
+from __future__ import annotations
+
+import torch
+
+from src.data.batches import TensorBatches
+from src.models.base import ExpressionModel
+
+
+class ClosedFormModel(ExpressionModel):
+    """Fitted once from the whole training split (hyperparameters chosen on the validation split).
+
+    :meth:`fit` gets the DataModule's in-memory splits when fitting starts (before Lightning's sanity
+    check); every DDP process fits the same model from the same data, so no communication is needed.
+    Lightning then takes a single no-op training step, and the result is checkpointed, validated and
+    tested like every network.
+    """
+
+    def __init__(self, n_inputs: int, n_outputs: int, **kwargs):
+        super().__init__(n_inputs, n_outputs, **kwargs)
+        self.automatic_optimization = False
+        self.selected: dict[str, float] = {}
+
+    def fit(self, train: TensorBatches, val: TensorBatches) -> None:
+        """Fit the model on ``train``, choosing hyperparameters by the MAE on ``val``."""
+        raise NotImplementedError
+
+    def on_fit_start(self) -> None:
+        splits = self.trainer.datamodule.splits
+        train, val = (
+            TensorBatches(*(t.to(self.device) for t in (s.landmarks, s.targets))) for s in (splits["train"], splits["val"])
+        )
+        with torch.no_grad():
+            self.fit(train, val)
+
+    def on_train_batch_start(self, batch, batch_idx):
+        return -1 if batch_idx > 0 else None  # one step is all it takes
+
+    def training_step(self, batch, batch_idx):
+        for name, value in self.selected.items():
+            self.log(f"selected/{name}", float(value), on_step=False, on_epoch=True)
+        self.optimizers().step()  # counted as the one training step (checkpointing needs a step)
+        self.trainer.should_stop = True
+
+    def configure_optimizers(self):
+        """A no-op optimiser (zero rate, no gradients): Lightning only counts the step it takes."""
+        return torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.0)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["gexinfer"]["selected"] = dict(self.selected)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        super().on_load_checkpoint(checkpoint)
+        self.selected = dict(checkpoint.get("gexinfer", {}).get("selected", {}))
+
+
+def chunked_mae(predict, data: TensorBatches, chunk: int = 2048) -> float:
+    """D-GEX MAE of ``predict(x)`` on ``data`` (mean over samples and genes), computed in chunks."""
+    total = 0.0
+    for start in range(0, len(data), chunk):
+        x, y = data.landmarks[start : start + chunk], data.targets[start : start + chunk]
+        total += float((predict(x) - y).abs().sum())
+    return total / (len(data) * data.targets.shape[1])
