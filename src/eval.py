@@ -46,8 +46,10 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     for run in (trainer.validate, trainer.test):
         for result in run(model, datamodule=datamodule, verbose=False):
             metrics.update(scalar_metrics(result))
+    if cfg.get("data_name"):
+        model.names["data"] = str(cfg.data_name)
     if trainer.is_global_zero:
-        save_results(Path(cfg.paths.output_dir), metrics, model, checkpoint=cfg.ckpt_path)
+        save_results(Path(cfg.paths.output_dir), metrics, model, datamodule.gene_space, checkpoint=cfg.ckpt_path)
     return metrics
 
 

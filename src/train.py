@@ -39,7 +39,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
     model = hydra.utils.instantiate(
         cfg.model, n_inputs=datamodule.n_landmarks, n_outputs=datamodule.n_targets, _convert_="all"
     )
-    model.attach_data(datamodule.gene_space, OmegaConf.to_container(cfg.data, resolve=True))
+    model.attach_data(
+        datamodule.gene_space,
+        OmegaConf.to_container(cfg.data, resolve=True),
+        method=cfg.get("method"),
+        data=cfg.get("data_name"),
+    )
 
     loggers = instantiate_all(cfg.get("logger"))
     trainer: L.Trainer = hydra.utils.instantiate(
@@ -77,14 +82,23 @@ def plain_config(cfg: DictConfig) -> dict:
     }
 
 
-def save_results(output_dir: Path, metrics: dict[str, float], model, **extra) -> None:
-    """Write metrics.json and per-gene test metrics, and print the metrics table."""
-    space = model.gene_space
+def save_results(output_dir: Path, metrics: dict[str, float], model, data_space=None, **extra) -> None:
+    """Write metrics.json and per-gene test metrics, and print the metrics table.
+
+    ``data_space`` is the tested data's gene space when it is not the training data (its noise floor counts).
+    """
+    space = data_space or model.gene_space
     floor = space.info.get("noise_floor_mae") if space else None
     write_metrics(
         output_dir / "metrics.json",
         metrics,
-        {"model": type(model).__name__, "noise_floor_mae": floor, **{k: str(v) for k, v in extra.items()}},
+        {
+            "model": type(model).__name__,
+            **model.names,
+            "noise_floor_mae": floor,
+            **({"selected": model.selected} if getattr(model, "selected", None) else {}),
+            **{k: str(v) for k, v in extra.items()},
+        },
     )
     if model.test_per_gene is not None and space is not None:
         write_per_gene(output_dir / "per_gene_test.tsv", space.target_ids, model.test_per_gene)

@@ -57,6 +57,7 @@ class ExpressionModel(L.LightningModule):
         self.test_metrics = GeneMetrics(n_outputs)
         self.gene_space: GeneSpace | None = None
         self.data_config: dict | None = None
+        self.names: dict[str, str] = {}  # "method" and "data": how reports name this model and its data
         self.test_per_gene: dict[str, torch.Tensor] | None = None
         self.net: nn.Module | None = None
 
@@ -83,14 +84,16 @@ class ExpressionModel(L.LightningModule):
         return [p for p in self.parameters() if p.requires_grad]
 
     # ----------------------------------------------------------------- data the checkpoint carries
-    def attach_data(self, gene_space: GeneSpace, data_config: dict | None = None) -> None:
-        """Remember gene ids, training-split statistics and the data config (saved in checkpoints)."""
+    def attach_data(self, gene_space: GeneSpace, data_config: dict | None = None, **names: str) -> None:
+        """Remember gene ids, training-split statistics, the data config and the method/data names
+        (all saved in checkpoints)."""
         if len(gene_space.landmark_ids) != self.hparams.n_inputs or len(gene_space.target_ids) != self.hparams.n_outputs:
             raise ValueError(
                 f"model expects {self.hparams.n_inputs} landmarks and {self.hparams.n_outputs} targets, but the "
                 f"data has {len(gene_space.landmark_ids)} and {len(gene_space.target_ids)}"
             )
         self.gene_space, self.data_config = gene_space, data_config
+        self.names = {k: str(v) for k, v in names.items() if v is not None}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         cls = type(self)
@@ -98,6 +101,7 @@ class ExpressionModel(L.LightningModule):
             "model_class": f"{cls.__module__}.{cls.__qualname__}",
             "gene_space": self.gene_space.to_dict() if self.gene_space else None,
             "data_config": self.data_config,
+            "names": dict(self.names),
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
@@ -105,6 +109,7 @@ class ExpressionModel(L.LightningModule):
         if meta.get("gene_space"):
             self.gene_space = GeneSpace.from_dict(meta["gene_space"])
         self.data_config = meta.get("data_config")
+        self.names = dict(meta.get("names") or {})
 
     # ----------------------------------------------------------------- Lightning steps
     def training_step(self, batch, batch_idx):

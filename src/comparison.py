@@ -1,0 +1,159 @@
+"""Collect finished runs and compare them the way the D-GEX paper reports results.
+
+A run is a folder with ``metrics.json`` and ``per_gene_test.tsv`` (written by ``src.train`` and
+``src.eval``). Runs are grouped by the data set they were tested on; within a group every method is
+compared with ``lr`` (linear regression) and with the best D-GEX run, gene by gene.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class Run:
+    """One evaluated model: its name, data set, summary metrics and per-gene test metrics."""
+
+    path: Path
+    method: str
+    data: str
+    metrics: dict
+    genes: list[str]
+    per_gene_mae: np.ndarray
+    per_gene_pearson: np.ndarray
+    noise_floor: float | None = None
+    label: str = ""
+
+    def mae_on(self, genes: list[str]) -> np.ndarray:
+        index = {g: i for i, g in enumerate(self.genes)}
+        return self.per_gene_mae[[index[g] for g in genes]]
+
+
+def read_run(folder: Path) -> Run:
+    """Read one run folder; errors name the folder and the missing or malformed file."""
+    meta_path, genes_path = folder / "metrics.json", folder / "per_gene_test.tsv"
+    for path in (meta_path, genes_path):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: missing; a run folder needs metrics.json and per_gene_test.tsv")
+    meta = json.loads(meta_path.read_text())
+    with open(genes_path) as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    if not rows or not {"gene", "mae", "pearson"} <= set(rows[0]):
+        raise ValueError(f"{genes_path}: expected a header 'gene, mae, pearson' and one row per gene")
+    return Run(
+        path=folder,
+        method=meta.get("method") or meta.get("model", folder.name),
+        data=meta.get("data") or "data",
+        metrics=meta.get("metrics", {}),
+        genes=[r["gene"] for r in rows],
+        per_gene_mae=np.array([float(r["mae"]) for r in rows]),
+        per_gene_pearson=np.array([float(r["pearson"]) if r["pearson"] not in ("", "nan") else np.nan for r in rows]),
+        noise_floor=meta.get("noise_floor_mae"),
+    )
+
+
+def find_runs(paths: list[str | Path]) -> list[Run]:
+    """Every run folder at or below ``paths`` (single runs, sweep folders, or parents of either)."""
+    folders = []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise FileNotFoundError(f"{p}: no such run or sweep folder")
+        folders += [m.parent for m in sorted(p.rglob("metrics.json"))]
+    if not folders:
+        raise FileNotFoundError(f"no run folders (with metrics.json) under {', '.join(map(str, paths))}")
+    runs = [read_run(f) for f in dict.fromkeys(folders)]
+    _label(runs)
+    return runs
+
+
+def _label(runs: list[Run]) -> None:
+    """Unique row labels: the method name, plus the folder name where a method has several runs."""
+    counts: dict[tuple[str, str], int] = {}
+    for r in runs:
+        counts[(r.data, r.method)] = counts.get((r.data, r.method), 0) + 1
+    for r in runs:
+        r.label = r.method if counts[(r.data, r.method)] == 1 else f"{r.method} ({r.path.name})"
+
+
+@dataclass
+class Comparison:
+    """The rows of one data set's comparison table, best first."""
+
+    data: str
+    rows: list[dict] = field(default_factory=list)
+    noise_floor: float | None = None
+    reference: Run | None = None  # lr
+    dgex: Run | None = None  # the best D-GEX run
+
+
+def compare(runs: list[Run]) -> list[Comparison]:
+    """One :class:`Comparison` per data set."""
+    out = []
+    for data in dict.fromkeys(r.data for r in runs):
+        group = sorted((r for r in runs if r.data == data), key=lambda r: r.per_gene_mae.mean())
+        lr = min((r for r in group if r.method == "lr"), key=lambda r: r.per_gene_mae.mean(), default=None)
+        dgex = next((r for r in group if r.method.startswith("dgex")), None)
+        floors = [r.noise_floor for r in group if r.noise_floor]
+        comparison = Comparison(data, noise_floor=floors[0] if floors else None, reference=lr, dgex=dgex)
+        for run in group:
+            mae = run.per_gene_mae
+            row = {
+                "method": run.label,
+                "mae": float(mae.mean()),
+                "mae_sd": float(mae.std()),
+                "pearson": float(np.nanmean(run.per_gene_pearson)),
+                "vs_lr": _relative(run, lr),
+                "vs_dgex": _relative(run, dgex),
+                "beats_lr": _fraction_better(run, lr),
+                "vs_floor": float(mae.mean() / comparison.noise_floor) if comparison.noise_floor else None,
+            }
+            comparison.rows.append(row)
+        out.append(comparison)
+    return out
+
+
+def _relative(run: Run, reference: Run | None) -> float | None:
+    """Relative improvement of ``run`` over ``reference`` in percent (positive: lower error)."""
+    if reference is None or reference is run:
+        return None
+    ref = reference.mae_on(run.genes).mean()
+    return float(100 * (ref - run.per_gene_mae.mean()) / ref)
+
+
+def _fraction_better(run: Run, reference: Run | None) -> float | None:
+    """Share of genes (percent) on which ``run`` has a lower MAE than ``reference``."""
+    if reference is None or reference is run:
+        return None
+    return float(100 * np.mean(run.per_gene_mae < reference.mae_on(run.genes)))
+
+
+def markdown_table(comparison: Comparison) -> str:
+    """The comparison as a Markdown table, with the noise floor when the data has one."""
+    header = ["method", "MAE (mean ± sd over genes)", "Pearson", "vs LR", "vs D-GEX", "genes better than LR"]
+    if comparison.noise_floor:
+        header.append("MAE / noise floor")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+
+    def pct(v, signed=True):
+        return "" if v is None else (f"{v:+.2f}%" if signed else f"{v:.2f}%")
+
+    for row in comparison.rows:
+        cells = [
+            row["method"],
+            f"{row['mae']:.4f} ± {row['mae_sd']:.4f}",
+            f"{row['pearson']:.4f}",
+            pct(row["vs_lr"]),
+            pct(row["vs_dgex"]),
+            pct(row["beats_lr"], signed=False),
+        ]
+        if comparison.noise_floor:
+            cells.append(f"{row['vs_floor']:.3f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    if comparison.noise_floor:
+        lines.append(f"\nNoise floor (MAE of the true function): {comparison.noise_floor:.4f}")
+    return "\n".join(lines)

@@ -1,0 +1,59 @@
+"""Figures of a comparison (matplotlib, written as PNG files)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from src.comparison import Comparison, Run  # noqa: E402
+
+
+def scatter_against_lr(comparison: Comparison, runs: list[Run], path: Path) -> Path | None:
+    """Per-gene MAE of each method (y) against LR's (x); points below the diagonal beat LR."""
+    lr = comparison.reference
+    others = [r for r in runs if r.data == comparison.data and r is not lr]
+    if lr is None or not others:
+        return None
+    cols = min(3, len(others))
+    rows = int(np.ceil(len(others) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 4 * rows), squeeze=False)
+    for ax, run in zip(axes.flat, others):
+        x, y = lr.mae_on(run.genes), run.per_gene_mae
+        ax.scatter(x, y, s=3, alpha=0.4, linewidths=0)
+        lim = [0, max(x.max(), y.max()) * 1.05]
+        ax.plot(lim, lim, color="grey", linewidth=1)
+        if comparison.noise_floor:
+            ax.axhline(comparison.noise_floor, color="tab:red", linewidth=0.8, linestyle="--", label="noise floor")
+            ax.legend(loc="upper left", fontsize=8)
+        ax.set(xlim=lim, ylim=lim, xlabel="LR per-gene MAE", ylabel=f"{run.label} per-gene MAE")
+        ax.set_title(f"{run.label}: better on {100 * np.mean(y < x):.1f}% of genes", fontsize=10)
+    for ax in list(axes.flat)[len(others) :]:
+        ax.axis("off")
+    fig.suptitle(f"Per-gene test MAE against LR ({comparison.data})")
+    return _save(fig, path)
+
+
+def mae_distributions(comparison: Comparison, runs: list[Run], path: Path) -> Path:
+    """Per-gene MAE distribution of every method (violins), best method first."""
+    order = [row["method"] for row in comparison.rows]
+    by_label = {r.label: r for r in runs if r.data == comparison.data}
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(order)), 4.5))
+    ax.violinplot([by_label[m].per_gene_mae for m in order], showmedians=True)
+    ax.set_xticks(range(1, len(order) + 1), order, rotation=30, ha="right")
+    if comparison.noise_floor:
+        ax.axhline(comparison.noise_floor, color="tab:red", linestyle="--", linewidth=1, label="noise floor")
+        ax.legend()
+    ax.set(ylabel="per-gene test MAE (standardised scale)", title=f"Per-gene MAE distributions ({comparison.data})")
+    return _save(fig, path)
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
