@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: train test install clean
+.PHONY: train test compare install clean
 
 # Installs the project (editable) with its test tools; reruns only when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -23,6 +23,10 @@ train: $(STAMP)
 ## Run the whole test suite.
 test: $(STAMP)
 	$(BIN)/python -m pytest $(ARGS)
+
+## Every baseline, D-GEX and E-GEX on the synthetic data, then the report (outputs/compare/<time>/report.md).
+compare: $(STAMP)
+	$(BIN)/python -m src.train experiment=compare $(ARGS)
 
 clean:
 	rm -rf $(VENV) outputs/runs outputs/multiruns outputs/data

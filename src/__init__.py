@@ -1,0 +1,5 @@
+"""gexinfer: gene expression inference (D-GEX, E-GEX and baselines) with Lightning and Hydra."""
+
+from src.utils.resolvers import register_resolvers
+
+register_resolvers()

@@ -67,3 +67,13 @@ def test_eval_command_line(tmp_path, data_dir):
     ckpt = next(tmp_path.rglob("best.ckpt"))
     proc = run("-m", "src.eval", f"ckpt_path={ckpt}", f"paths.output_root={tmp_path}")
     assert "test" in proc.stdout and len(list((tmp_path / "eval").iterdir())) == 1
+
+
+def test_one_command_runs_the_whole_comparison_and_writes_the_report(tmp_path, data_dir):
+    run("-m", "src.train", "experiment=compare", "debug=fast",
+        f"paths.output_root={tmp_path}", f"paths.data_dir={data_dir}", timeout=400)
+    (sweep,) = list((tmp_path / "compare").iterdir())
+    report = (sweep / "report.md").read_text()
+    for method in ("lr", "lr_l2", "lr_l1", "knn", "dgex", "egex"):
+        assert f"| {method} |" in report
+    assert (sweep / "synthetic_scatter_vs_lr.png").exists()

@@ -50,3 +50,21 @@ def test_defaults_are_egex_on_synthetic_with_wandb(train_config):
     assert cfg.model._target_ == "src.models.egex.EGEX"
     assert cfg.data.source._target_ == "src.data.sources.SyntheticSource"
     assert "wandb" in cfg.logger
+
+
+def test_dgex_experiment_is_the_papers_best(train_config):
+    cfg = train_config("experiment=dgex")
+    assert list(cfg.model.widths) == [9000, 9000, 9000] and cfg.model.dropout == 0.1 and cfg.model.n_splits == 2
+    assert cfg.trainer.max_epochs == 200 and cfg.data.batch_size == 200 and cfg.model.optimizer.momentum == 0.5
+
+
+def test_dgex_grid_sweeps_the_papers_27_configurations(train_config):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    cfg = train_config("experiment=dgex_grid")
+    params = cfg.hydra.sweeper.params
+    parser = OverridesParser.create()
+    sizes = [len(list(parser.parse_override(f"{k}={v}").sweep_iterator())) for k, v in params.items()]
+    assert sizes == [9, 3]
+    assert cfg.hydra.mode.name == "MULTIRUN"
+    assert cfg.method == "dgex_3x9000_d0.1"

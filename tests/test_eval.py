@@ -47,3 +47,19 @@ def test_truncated_checkpoint_fails_clearly(train_config, tmp_path):
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match="truncated.ckpt: not a readable checkpoint"):
         read_checkpoint(path)
+
+
+def test_cross_data_evaluation_on_another_cohort_lands_in_one_report(train_config, tmp_path, data_dir):
+    from src.report import write_report
+
+    cfg, trained = _trained(train_config)
+    ckpt = f"{cfg.paths.output_dir}/checkpoints/best.ckpt"
+    overrides = [f"ckpt_path={ckpt}", "data=synthetic", "data.max_samples=3000", "data.max_targets=300",
+                 "data.source.sample_seed=1", "data_name=cohort_b"]
+    ecfg = compose_config("eval", tmp_path / "eval", overrides, data_dir)
+    metrics = evaluate(ecfg)
+    assert metrics["test/mae"] < 0.9  # the model transfers to new samples of the same genes
+    saved = json.load(open(f"{ecfg.paths.output_dir}/metrics.json"))
+    assert saved["data"] == "cohort_b" and saved["method"] == "dgex"
+    text = write_report([cfg.paths.output_dir, ecfg.paths.output_dir], tmp_path / "report").read_text()
+    assert "## Test data: synthetic" in text and "## Test data: cohort_b" in text

@@ -47,6 +47,7 @@ class SyntheticSpec:
     landmark_noise: tuple[float, float] = (0.05, 0.15)  # per-gene noise sd / signal sd
     target_noise: tuple[float, float] = (0.1, 0.5)
     seed: int = 0
+    sample_seed: int | None = None  # another cohort of samples from the same genes (None: from seed)
 
     def __post_init__(self):
         for name in ("n_samples", "n_landmarks", "n_targets", "latent_dim", "n_programs"):
@@ -98,6 +99,8 @@ def generate(spec: SyntheticSpec, with_signal: bool = False) -> dict:
     for genes in (landmarks, targets):
         genes.scale = (1.0 / genes.signal(z_ref).std(axis=0)).astype(np.float32)
 
+    if spec.sample_seed is not None:
+        rng = np.random.default_rng([spec.seed, spec.sample_seed])
     z = rng.standard_normal((spec.n_samples, k)).astype(np.float32)
     blocks, signals = [], []
     for genes in (landmarks, targets):

@@ -30,9 +30,9 @@ class TargetAutoencoder(ExpressionModel):
         n_outputs: int,
         widths: Sequence[int] = (1024,),
         latent: int = 128,
-        activation: str = "gelu",
+        activation: str = "tanh",
         dropout: float = 0.0,
-        norm: str | None = "layer",
+        norm: str | None = None,
         input_noise: float = 0.0,
         **kwargs,
     ):

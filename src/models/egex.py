@@ -17,23 +17,23 @@ STAGES = ("autoencoder", "latent", "finetune")
 def stage_epochs(fractions: Mapping[str, float], max_epochs: int) -> dict[str, int]:
     """Split ``max_epochs`` among the stages in proportion to ``fractions``.
 
-    Every stage with a positive share gets at least one epoch while there are epochs to give; the
-    fine-tuning stage takes whatever rounding leaves.
+    Stage boundaries are the rounded cumulative shares; a stage with a positive share still gets at
+    least one epoch (taken from the longest stage) while there are epochs to give, and a stage with a
+    zero share gets none.
     """
     unknown = set(fractions) - set(STAGES)
     if unknown:
         raise ValueError(f"unknown E-GEX stage(s) {sorted(unknown)}; the stages are {STAGES}")
-    total = sum(fractions.get(s, 0.0) for s in STAGES)
-    if total <= 0 or any(fractions.get(s, 0.0) < 0 for s in STAGES):
+    shares = [float(fractions.get(s, 0.0)) for s in STAGES]
+    if sum(shares) <= 0 or min(shares) < 0:
         raise ValueError(f"E-GEX stage fractions must be non-negative with a positive sum, got {dict(fractions)}")
-    epochs, left = {}, max_epochs
-    for s in STAGES[:-1]:
-        share = fractions.get(s, 0.0) / total
-        n = max(1, round(share * max_epochs)) if share > 0 else 0
-        epochs[s] = min(n, max(left - 1, 0))
-        left -= epochs[s]
-    epochs[STAGES[-1]] = left
-    return epochs
+    bounds = [round(max_epochs * sum(shares[: i + 1]) / sum(shares)) for i in range(len(STAGES))]
+    epochs = [b - a for a, b in zip([0, *bounds[:-1]], bounds)]
+    for i, share in enumerate(shares):
+        if share > 0 and epochs[i] == 0 and max(epochs) > 1:
+            epochs[epochs.index(max(epochs))] -= 1
+            epochs[i] = 1
+    return dict(zip(STAGES, epochs))
 
 
 class EGEX(ExpressionModel):
@@ -65,9 +65,9 @@ class EGEX(ExpressionModel):
         ae_widths: Sequence[int] = (1024,),
         latent: int = 128,
         mlp_widths: Sequence[int] = (1024, 1024),
-        activation: str = "gelu",
-        dropout: float = 0.1,
-        norm: str | None = "layer",
+        activation: str = "tanh",
+        dropout: float = 0.0,
+        norm: str | None = None,
         input_noise: float = 0.0,
         stages: Mapping[str, float] | None = None,
         **kwargs,

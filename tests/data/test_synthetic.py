@@ -51,3 +51,12 @@ def test_targets_are_not_a_linear_function_of_the_landmarks():
     w, *_ = np.linalg.lstsq(xs[:3000], ys[:3000], rcond=None)
     linear_mae = np.abs(xs[3000:] @ w - ys[3000:]).mean()
     assert linear_mae > 0.15  # a perfect predictor of the noise-free targets would reach 0
+
+
+def test_another_cohort_shares_the_genes_but_not_the_samples():
+    from dataclasses import replace
+
+    a, b = generate(SMALL, with_signal=True), generate(replace(SMALL, sample_seed=5), with_signal=True)
+    assert a["feature_ids"] == b["feature_ids"] and a["attrs"]["noise_floor_mae"] == b["attrs"]["noise_floor_mae"]
+    assert not np.allclose(a["matrix"][:5], b["matrix"][:5])
+    np.testing.assert_allclose(a["matrix"].mean(0), b["matrix"].mean(0), atol=0.15)  # same gene means

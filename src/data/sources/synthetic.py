@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,7 +22,7 @@ class SyntheticSource:
     def __init__(self, directory: str | Path, **spec):
         self.directory = Path(directory)
         # YAML gives lists (or ListConfigs) where the spec holds (low, high) tuples.
-        self.spec = SyntheticSpec(**{k: v if isinstance(v, (int, float)) else tuple(v) for k, v in spec.items()})
+        self.spec = SyntheticSpec(**{k: tuple(v) if isinstance(v, Sequence) else v for k, v in spec.items()})
 
     def _spec(self, max_samples: int | None, max_targets: int | None) -> SyntheticSpec:
         return replace(
