@@ -25,9 +25,9 @@ def metrics_files(root):
 
 
 def test_two_cpu_processes_with_ddp(tmp_path, data_dir):
-    run("-m", "src.train", "model=egex", "trainer=ddp_sim", "debug=fast",
+    run("-m", "src.train", "experiment=egex_staged", "trainer=ddp_sim", "debug=fast",  # unused parameters per stage
         f"paths.output_root={tmp_path}", f"paths.data_dir={data_dir}")
-    runs = list((tmp_path / "train").iterdir())
+    runs = list((tmp_path / "egex_staged").iterdir())
     assert len(runs) == 1  # rank 1 joined rank 0's run folder
     files = metrics_files(tmp_path)
     assert len(files) == 1  # only rank 0 writes outputs

@@ -29,6 +29,6 @@ def load_model(path: str | Path) -> ExpressionModel:
     ckpt = read_checkpoint(path)
     cls = hydra.utils.get_class(ckpt["gexinfer"]["model_class"])
     model = cls(**ckpt["hyper_parameters"])
+    model.on_load_checkpoint(ckpt)  # before the weights, as Lightning does
     model.load_state_dict(ckpt["state_dict"])
-    model.on_load_checkpoint(ckpt)
     return model.eval()

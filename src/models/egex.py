@@ -44,7 +44,8 @@ class EGEX(ExpressionModel):
     3. ``finetune``: MLP and decoder are trained end to end on the targets.
 
     Stage lengths are fractions of ``trainer.max_epochs`` (``stages``), so one run trains all three and
-    a shorter run keeps their proportions. Throughout, ``val/mae`` measures the composite's prediction.
+    a shorter run keeps their proportions; a zero fraction skips a stage (``finetune: 1`` alone trains
+    the composite end to end, the configured default). Throughout, ``val/mae`` measures the composite's prediction.
     ``train/loss`` is the current stage's loss; ``train/stage`` its index.
 
     Args:
@@ -55,8 +56,6 @@ class EGEX(ExpressionModel):
         input_noise: Gaussian noise sd added to targets while pre-training the autoencoder.
         stages: fractions of the epochs given to each stage.
     """
-
-    has_unused_parameters = True  # each stage trains only part of the network
 
     def __init__(
         self,
@@ -74,6 +73,7 @@ class EGEX(ExpressionModel):
     ):
         super().__init__(n_inputs, n_outputs, **kwargs)
         self.stage_fractions = dict(stages or {"autoencoder": 0.3, "latent": 0.2, "finetune": 0.5})
+        self.has_unused_parameters = sum(v > 0 for v in self.stage_fractions.values()) > 1
         stage_epochs(self.stage_fractions, 3)  # validate early
         layers = dict(activation_name=activation, dropout=dropout, norm=norm)
         self.net = LatentRegressor(

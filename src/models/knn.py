@@ -47,6 +47,13 @@ class KNN(ClosedFormModel):
             out.append(self.ref_targets[idx].mean(1))
         return torch.cat(out)
 
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Size the reference buffers like the checkpoint's before its weights are loaded."""
+        super().on_load_checkpoint(checkpoint)
+        state = checkpoint["state_dict"]
+        self.ref_landmarks = torch.empty_like(state["ref_landmarks"], device=self.ref_landmarks.device)
+        self.ref_targets = torch.empty_like(state["ref_targets"], device=self.ref_targets.device)
+
     def fit(self, train: TensorBatches, val: TensorBatches) -> None:
         self.ref_landmarks, self.ref_targets = train.landmarks.clone(), train.targets.clone()
         ks = sorted({int(k) for k in self.hparams.ks if k <= len(train)})
