@@ -37,7 +37,7 @@ def test_two_cpu_processes_with_ddp(tmp_path, data_dir):
 
 
 def test_devices_2_on_a_cpu_machine_trains_with_two_processes(tmp_path, data_dir):
-    proc = run("-m", "src.train", "model=lr", "trainer.devices=2", "debug=fast",
+    proc = run("-m", "src.train", "model=egex", "trainer.devices=2", "debug=fast",  # the README command
                f"paths.output_root={tmp_path}", f"paths.data_dir={data_dir}")
     assert "Initializing distributed: GLOBAL_RANK: 1, MEMBER: 2/2" in proc.stdout + proc.stderr
     assert len(metrics_files(tmp_path)) == 1

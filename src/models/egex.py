@@ -73,13 +73,14 @@ class EGEX(ExpressionModel):
     ):
         super().__init__(n_inputs, n_outputs, **kwargs)
         self.stage_fractions = dict(stages or {"autoencoder": 0.3, "latent": 0.2, "finetune": 0.5})
-        self.has_unused_parameters = sum(v > 0 for v in self.stage_fractions.values()) > 1
         stage_epochs(self.stage_fractions, 3)  # validate early
+        pretraining = any(self.stage_fractions.get(s, 0) > 0 for s in ("autoencoder", "latent"))
         layers = dict(activation_name=activation, dropout=dropout, norm=norm)
-        self.net = LatentRegressor(
-            MLP(n_inputs, list(mlp_widths), latent, **layers),
-            Autoencoder(n_outputs, list(ae_widths), latent, **layers),
-        )
+        autoencoder = Autoencoder(n_outputs, list(ae_widths), latent, **layers)
+        self.net = LatentRegressor(MLP(n_inputs, list(mlp_widths), latent, **layers), autoencoder.decoder)
+        # The encoder serves the pre-training stages only; trained end to end, E-GEX has none.
+        self.encoder = autoencoder.encoder if pretraining else None
+        self.has_unused_parameters = pretraining  # each stage trains a part of the parameters
 
     @property
     def stage(self) -> str:
@@ -96,21 +97,21 @@ class EGEX(ExpressionModel):
 
     def training_loss(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = batch
-        ae, mlp = self.net.autoencoder, self.net.mlp
+        encoder, decoder, mlp = self.encoder, self.net.decoder, self.net.mlp
         stage = self.stage
         self.log("train/stage", float(STAGES.index(stage)), on_step=False, on_epoch=True, batch_size=len(y))
         if stage == "autoencoder":
             noisy = y + self.hparams.input_noise * torch.randn_like(y) if self.hparams.input_noise > 0 else y
-            pred = ae(noisy)
+            pred = decoder(encoder(noisy))
             return self.criterion(pred, y), pred
         if stage == "latent":
             with torch.no_grad():
-                ae.encoder.eval()
-                code = ae.encoder(y)
-                ae.encoder.train()
+                encoder.eval()
+                code = encoder(y)
+                encoder.train()
             z = mlp(x)
             with torch.no_grad():
-                pred = ae.decoder(z)
+                pred = decoder(z)
             return F.mse_loss(z, code), pred
         pred = self.net(x)
         return self.criterion(pred, y), pred

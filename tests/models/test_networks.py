@@ -31,7 +31,7 @@ def test_partitions_cover_the_targets_in_order():
 def test_autoencoder_and_composite_shapes():
     ae = Autoencoder(12, [8], 3, activation_name="gelu", norm="layer")
     assert ae.encoder(torch.randn(2, 12)).shape == (2, 3)
-    net = LatentRegressor(MLP(5, [6], 3), ae)
+    net = LatentRegressor(MLP(5, [6], 3), ae.decoder)
     assert net(torch.randn(4, 5)).shape == (4, 12)
     assert isinstance(ae.encoder[-1], nn.Linear)  # the latent code is linear
 

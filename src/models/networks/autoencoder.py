@@ -31,10 +31,10 @@ class LatentRegressor(nn.Module):
     Predicts all targets at once: ``decoder(mlp(landmarks))``.
     """
 
-    def __init__(self, mlp: MLP, autoencoder: Autoencoder):
+    def __init__(self, mlp: MLP, decoder: MLP):
         super().__init__()
         self.mlp = mlp
-        self.autoencoder = autoencoder
+        self.decoder = decoder
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.autoencoder.decoder(self.mlp(x))
+        return self.decoder(self.mlp(x))
