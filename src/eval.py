@@ -13,7 +13,7 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 from src.models.checkpoint import load_model
-from src.train import save_results
+from src.train import save_results, show_results
 from src.utils.instantiate import instantiate_all
 from src.utils.results import scalar_metrics
 
@@ -50,6 +50,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         model.names["data"] = str(cfg.data_name)
     if trainer.is_global_zero:
         save_results(Path(cfg.paths.output_dir), metrics, model, datamodule.gene_space, checkpoint=cfg.ckpt_path)
+        show_results(Path(cfg.paths.output_dir), metrics, model, datamodule.gene_space)
     return metrics
 
 

@@ -65,12 +65,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 metrics.update(scalar_metrics(result))
         if trainer.is_global_zero:
             save_results(output_dir, metrics, model, best_checkpoint=best)
-        return metrics
     finally:
         if any(type(lg).__name__ == "WandbLogger" for lg in loggers):
             import wandb
 
             wandb.finish()
+    if trainer.is_global_zero:  # last, so that it is what the terminal ends with
+        show_results(output_dir, metrics, model)
+    return metrics
 
 
 def plain_config(cfg: DictConfig) -> dict:
@@ -83,7 +85,7 @@ def plain_config(cfg: DictConfig) -> dict:
 
 
 def save_results(output_dir: Path, metrics: dict[str, float], model, data_space=None, **extra) -> None:
-    """Write metrics.json and per-gene test metrics, and print the metrics table.
+    """Write metrics.json and per-gene test metrics.
 
     ``data_space`` is the tested data's gene space when it is not the training data (its noise floor counts).
     """
@@ -102,7 +104,13 @@ def save_results(output_dir: Path, metrics: dict[str, float], model, data_space=
     )
     if model.test_per_gene is not None and space is not None:
         write_per_gene(output_dir / "per_gene_test.tsv", space.target_ids, model.test_per_gene)
-    print_metrics(metrics, title=type(model).__name__, output_dir=output_dir, noise_floor=floor)
+
+
+def show_results(output_dir: Path, metrics: dict[str, float], model, data_space=None) -> None:
+    """Print the metrics table (with the tested data's noise floor, when it has one)."""
+    space = data_space or model.gene_space
+    floor = space.info.get("noise_floor_mae") if space else None
+    print_metrics(metrics, title=model.names.get("method") or type(model).__name__, output_dir=output_dir, noise_floor=floor)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
