@@ -57,3 +57,13 @@ def test_report_from_real_runs(tmp_path, data_dir):
 def test_missing_folders_fail_with_a_clear_message(tmp_path, capsys):
     with pytest.raises(SystemExit, match="no run folders"):
         main([str(tmp_path)])
+
+
+def test_report_goes_to_wandb_offline_without_a_key(tmp_path, monkeypatch):
+    for name, maes in (("lr", [0.5, 0.6]), ("egex", [0.4, 0.5])):
+        _fake_run(tmp_path / name, name, maes)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    main([str(tmp_path), "--out", str(tmp_path / "out"), "--wandb"])
+    assert list((tmp_path / "out" / "wandb").glob("offline-run-*"))
