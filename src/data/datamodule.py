@@ -6,7 +6,6 @@ import logging
 from dataclasses import dataclass, field
 
 import lightning as L
-import numpy as np
 import torch
 
 from src.data.batches import IndexBatchSampler, TensorBatches, index_loader

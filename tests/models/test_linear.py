@@ -66,16 +66,11 @@ def test_penalty_is_chosen_by_validation_mae(penalty):
     assert model.selected["alpha"] == alphas[int(np.argmin(maes))]
 
 
-def test_fit_runs_as_one_lightning_step_and_stops():
+def test_fit_runs_as_one_lightning_step_and_stops(tmp_path):
     from src.data.datamodule import ExpressionDataModule
     from src.data.sources import SyntheticSource
 
-    class Data(ExpressionDataModule):
-        pass
-
-    import tempfile
-
-    dm = Data(SyntheticSource(tempfile.mkdtemp(), n_samples=300, n_landmarks=10, n_targets=4), batch_size=20)
+    dm = ExpressionDataModule(SyntheticSource(tmp_path, n_samples=300, n_landmarks=10, n_targets=4), batch_size=20)
     model = LinearRegression(10, 4)
     trainer = L.Trainer(max_epochs=5, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, accelerator="cpu")
