@@ -13,9 +13,8 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 from src.models.checkpoint import load_model
-from src.train import save_results, show_results
 from src.utils.instantiate import instantiate_all
-from src.utils.results import scalar_metrics
+from src.utils.results import save_results, scalar_metrics, show_results
 
 
 def check_same_genes(model_space, data_space, what: str) -> None:

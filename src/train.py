@@ -13,9 +13,9 @@ import hydra
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
-from src.utils.config import trainer_overrides, validate_config
+from src.utils.config import plain_config, trainer_overrides, validate_config
 from src.utils.instantiate import instantiate_all
-from src.utils.results import print_metrics, scalar_metrics, write_metrics, write_per_gene
+from src.utils.results import save_results, scalar_metrics, show_results
 from src.utils.wandb_mode import resolve_wandb_mode
 
 log = logging.getLogger(__name__)
@@ -73,44 +73,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if trainer.is_global_zero:  # last, so that it is what the terminal ends with
         show_results(output_dir, metrics, model)
     return metrics
-
-
-def plain_config(cfg: DictConfig) -> dict:
-    """The composed config as plain, resolved Python values, without Hydra's own node."""
-    return {
-        key: OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
-        for key, value in cfg.items()
-        if key != "hydra"
-    }
-
-
-def save_results(output_dir: Path, metrics: dict[str, float], model, data_space=None, **extra) -> None:
-    """Write metrics.json and per-gene test metrics.
-
-    ``data_space`` is the tested data's gene space when it is not the training data (its noise floor counts).
-    """
-    space = data_space or model.gene_space
-    floor = space.info.get("noise_floor_mae") if space else None
-    write_metrics(
-        output_dir / "metrics.json",
-        metrics,
-        {
-            "model": type(model).__name__,
-            **model.names,
-            "noise_floor_mae": floor,
-            **({"selected": model.selected} if getattr(model, "selected", None) else {}),
-            **{k: str(v) for k, v in extra.items()},
-        },
-    )
-    if model.test_per_gene is not None and space is not None:
-        write_per_gene(output_dir / "per_gene_test.tsv", space.target_ids, model.test_per_gene)
-
-
-def show_results(output_dir: Path, metrics: dict[str, float], model, data_space=None) -> None:
-    """Print the metrics table (with the tested data's noise floor, when it has one)."""
-    space = data_space or model.gene_space
-    floor = space.info.get("noise_floor_mae") if space else None
-    print_metrics(metrics, title=model.names.get("method") or type(model).__name__, output_dir=output_dir, noise_floor=floor)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")

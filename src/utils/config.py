@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 
 def validate_config(cfg: DictConfig) -> None:
@@ -37,3 +37,12 @@ def trainer_overrides(cfg: DictConfig, model) -> dict:
         if not (isinstance(devices, int) and devices * nodes == 1):
             return {"strategy": "ddp_find_unused_parameters_true"}
     return {}
+
+
+def plain_config(cfg: DictConfig) -> dict:
+    """The composed config as plain, resolved Python values, without Hydra's own node."""
+    return {
+        key: OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+        for key, value in cfg.items()
+        if key != "hydra"
+    }

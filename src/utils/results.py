@@ -64,3 +64,36 @@ def print_metrics(
     if noise_floor is not None:
         console.print(f"noise floor (MAE of the true function): {noise_floor:.4f}")
     console.print("mae: mean absolute error on the standardised scale, averaged over genes (D-GEX).")
+
+
+def save_results(output_dir: Path, metrics: dict[str, float], model, data_space=None, **extra) -> None:
+    """Write metrics.json and per-gene test metrics.
+
+    ``data_space`` is the tested data's gene space when it is not the training data (its noise floor counts).
+    """
+    floor = data_noise_floor(model, data_space)
+    write_metrics(
+        output_dir / "metrics.json",
+        metrics,
+        {
+            "model": type(model).__name__,
+            **model.names,
+            "noise_floor_mae": floor,
+            **({"selected": model.selected} if getattr(model, "selected", None) else {}),
+            **{k: str(v) for k, v in extra.items()},
+        },
+    )
+    if model.test_per_gene is not None and model.gene_space is not None:
+        write_per_gene(output_dir / "per_gene_test.tsv", model.gene_space.target_ids, model.test_per_gene)
+
+
+def show_results(output_dir: Path, metrics: dict[str, float], model, data_space=None) -> None:
+    """Print the metrics table (with the tested data's noise floor, when it has one)."""
+    title = model.names.get("method") or type(model).__name__
+    print_metrics(metrics, title=title, output_dir=output_dir, noise_floor=data_noise_floor(model, data_space))
+
+
+def data_noise_floor(model, data_space=None) -> float | None:
+    """The tested data's noise floor (``data_space``, else the training data's), if it has one."""
+    space = data_space or model.gene_space
+    return space.info.get("noise_floor_mae") if space else None

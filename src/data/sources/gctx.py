@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from src.data.io.gctx import GCTXError, locate, read_header, iter_blocks
-from src.data.sources.base import ExpressionData
-
 import numpy as np
+
+from src.data.io.gctx import GCTXError, iter_blocks, locate, read_header
+from src.data.sources.base import ExpressionData
 
 
 def read_id_list(ids: Sequence[str] | str | Path, what: str) -> list[str]:
