@@ -1,4 +1,5 @@
-"""Preprocessing as pure functions on arrays: splitting and standardisation (numpy in, numpy out)."""
+"""Preprocessing as pure functions on arrays (numpy in, numpy out): splitting, standardisation,
+quantile normalisation and rank mapping onto reference quantiles."""
 
 from __future__ import annotations
 
@@ -45,3 +46,42 @@ class Standardizer:
 
     def inverse(self, values: np.ndarray) -> np.ndarray:
         return (values * (self.std + self.eps) + self.mean).astype(np.float32)
+
+
+def reference_quantiles(matrix: np.ndarray) -> np.ndarray:
+    """Quantile normalisation's reference: the mean over samples of each sample's sorted values.
+
+    ``matrix`` is samples x genes; the result has one value per rank (length n_genes, ascending).
+    """
+    return np.sort(np.asarray(matrix, dtype=np.float64), axis=1).mean(axis=0)
+
+
+def rank_map(matrix: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Replace each sample's values by the reference value of their rank within the sample.
+
+    Tied values share the mean of the reference values over their ranks (so, e.g., all zero RPKM
+    values of a sample map to one value). This is quantile normalisation when ``reference`` comes
+    from the same samples, and D-GEX's mapping of RNA-seq profiles onto the microarray quantiles when
+    it comes from GEO.
+    """
+    matrix = np.asarray(matrix)
+    reference = np.asarray(reference, dtype=np.float64)
+    if matrix.ndim != 2 or matrix.shape[1] != len(reference):
+        raise ValueError(f"rank_map: {matrix.shape} matrix against {len(reference)} reference quantiles")
+    cumulative = np.concatenate([[0.0], np.cumsum(reference)])
+    out = np.empty(matrix.shape, dtype=np.float32)
+    for i, row in enumerate(matrix):
+        order = np.argsort(row, kind="stable")
+        sorted_row = row[order]
+        # Start and end (exclusive) rank of each run of equal values.
+        starts = np.flatnonzero(np.r_[True, sorted_row[1:] != sorted_row[:-1]])
+        ends = np.r_[starts[1:], len(row)]
+        run_means = (cumulative[ends] - cumulative[starts]) / (ends - starts)
+        out[i, order] = np.repeat(run_means, ends - starts)
+    return out
+
+
+def quantile_normalize(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Quantile-normalise samples (rows) onto their mean sorted profile; returns (values, reference)."""
+    reference = reference_quantiles(matrix)
+    return rank_map(matrix, reference), reference

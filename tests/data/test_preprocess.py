@@ -27,3 +27,34 @@ def test_standardizer_matches_direct_computation_with_dgex_epsilon():
     expected = (other - train.mean(0)) / (train.std(0) + 1e-3)
     np.testing.assert_allclose(scaler.transform(other), expected, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(scaler.inverse(scaler.transform(other)), other, rtol=1e-5, atol=1e-4)
+
+
+def _naive_rank_map(matrix, reference):
+    out = np.empty(matrix.shape)
+    for i, row in enumerate(matrix):
+        for j, value in enumerate(row):
+            below, equal = (row < value).sum(), (row == value).sum()
+            out[i, j] = np.mean(reference[below : below + equal])
+    return out
+
+
+def test_quantile_normalisation_gives_every_sample_the_reference_distribution():
+    from src.data.preprocess import quantile_normalize
+
+    rng = np.random.default_rng(0)
+    matrix = rng.lognormal(size=(6, 20))
+    normalised, reference = quantile_normalize(matrix)
+    np.testing.assert_allclose(reference, np.sort(matrix, axis=1).mean(0))
+    np.testing.assert_allclose(np.sort(normalised, axis=1), np.tile(reference, (6, 1)), rtol=1e-6)
+    assert (np.argsort(normalised, axis=1) == np.argsort(matrix, axis=1)).all()  # ranks kept
+
+
+def test_rank_mapping_with_ties_matches_a_direct_computation():
+    from src.data.preprocess import rank_map
+
+    rng = np.random.default_rng(1)
+    rnaseq = rng.integers(0, 4, size=(5, 12)).astype(float)  # many ties, like zero RPKM values
+    reference = np.sort(rng.normal(8, 2, size=12))
+    np.testing.assert_allclose(rank_map(rnaseq, reference), _naive_rank_map(rnaseq, reference), rtol=1e-6)
+    with pytest.raises(ValueError, match="reference quantiles"):
+        rank_map(rnaseq, reference[:5])
