@@ -149,6 +149,3 @@ class ExpressionDataModule(L.LightningDataModule):
 
     def test_dataloader(self):
         return self._loader("test", train=False)
-
-    def predict_dataloader(self):
-        return self._loader("test", train=False)

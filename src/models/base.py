@@ -131,9 +131,6 @@ class ExpressionModel(L.LightningModule):
     def test_step(self, batch, batch_idx):
         self.test_metrics.update(self(self.model_input(batch)), batch[1])
 
-    def predict_step(self, batch, batch_idx):
-        return self(self.model_input(batch))
-
     def _log_epoch(self, stage: str, metrics: GeneMetrics) -> dict[str, torch.Tensor]:
         per_gene = metrics.per_gene()
         metrics.reset()

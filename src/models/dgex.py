@@ -75,7 +75,7 @@ class DGEX(ExpressionModel):
             for part in self.net.parts:
                 dgex_init(part)
         self.base_lr = lr if lr is not None else paper_learning_rate(len(widths))
-        self._subset: torch.Tensor | None = None
+        self._subset: tuple[torch.Tensor, torch.Tensor] | None = None
         self._last_subset_mae: float | None = None
 
     def param_groups(self) -> list[dict]:
@@ -91,18 +91,19 @@ class DGEX(ExpressionModel):
         return groups
 
     def _training_subset(self) -> tuple[torch.Tensor, torch.Tensor]:
-        train = self.trainer.datamodule.splits["train"]
+        """The fixed random subset of training samples (drawn and moved to the device once)."""
         if self._subset is None:
-            g = torch.Generator().manual_seed(0)
+            train = self.trainer.datamodule.splits["train"]
             n = min(self.hparams.decay_samples, len(train))
-            self._subset = torch.randperm(len(train), generator=g)[:n]
-        return train[self._subset]
+            idx = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:n]
+            self._subset = tuple(t.to(self.device) for t in train[idx])
+        return self._subset
 
     def on_train_epoch_end(self) -> None:
         """D-GEX's rule: decay every learning rate when the training-subset MAE went up."""
         if self.hparams.decay_factor >= 1.0:
             return
-        x, y = (t.to(self.device) for t in self._training_subset())
+        x, y = self._training_subset()
         was_training = self.training
         self.eval()
         with torch.no_grad():

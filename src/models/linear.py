@@ -92,7 +92,6 @@ class LinearRegression(ClosedFormModel):
     Args:
         penalty: ``none``, ``l1`` or ``l2``.
         alphas: penalty strengths to try; the one with the lowest validation MAE is kept.
-        ridge: shorthand for ``penalty="l2", alphas=[ridge]`` (0 is ordinary least squares).
         max_iter, tol: lasso solver limits.
     """
 
@@ -102,7 +101,6 @@ class LinearRegression(ClosedFormModel):
         n_outputs: int,
         penalty: str = "none",
         alphas: Sequence[float] = (),
-        ridge: float = 0.0,
         max_iter: int = 200,
         tol: float = 1e-4,
         **kwargs,
@@ -110,8 +108,6 @@ class LinearRegression(ClosedFormModel):
         super().__init__(n_inputs, n_outputs, **kwargs)
         if penalty not in PENALTIES:
             raise ValueError(f"unknown penalty {penalty!r}; choose one of {PENALTIES}")
-        if penalty == "none" and ridge > 0:
-            penalty, alphas = "l2", [ridge]
         if penalty != "none" and not alphas:
             raise ValueError(f"penalty={penalty!r} needs at least one alpha")
         self.penalty, self.alphas = penalty, [float(a) for a in alphas]
