@@ -25,6 +25,7 @@ import h5py
 import numpy as np
 
 from src.data.io.atomic import atomic_path
+from src.data.io.matrix import MatrixFormatError, check_unique
 
 MATRIX = "0/DATA/0/matrix"
 SAMPLE_META = "0/META/COL"
@@ -32,7 +33,7 @@ FEATURE_META = "0/META/ROW"
 VERSION = "GCTX1.0"
 
 
-class GCTXError(ValueError):
+class GCTXError(MatrixFormatError):
     """A file is not a readable GCTX 1.0 file, or lacks what was asked of it."""
 
 
@@ -91,13 +92,16 @@ def read_header(path: str | os.PathLike) -> GCTXHeader:
     """Read ids, root attributes and dtype of a GCTX file without touching the matrix values."""
     with _open(path) as f:
         _check_layout(f, Path(path))
-        return GCTXHeader(
+        header = GCTXHeader(
             path=Path(path),
             sample_ids=_decode(f[f"{SAMPLE_META}/id"][()]),
             feature_ids=_decode(f[f"{FEATURE_META}/id"][()]),
             attrs={k: _attr(v) for k, v in f.attrs.items()},
             dtype=f[MATRIX].dtype,
         )
+    check_unique(header.sample_ids, "sample", path)
+    check_unique(header.feature_ids, "feature", path)
+    return header
 
 
 def _attr(value):
@@ -146,8 +150,27 @@ def iter_blocks(
         ds = f[MATRIX]
         for start in range(0, ds.shape[0], block_size):
             rows = slice(start, min(start + block_size, ds.shape[0]))
-            block = ds[rows]
+            try:
+                block = ds[rows]
+            except OSError as err:
+                raise GCTXError(
+                    f"{path}: cannot read samples {rows.start}-{rows.stop - 1} ({err}); "
+                    "the file is truncated or corrupted"
+                ) from err
             yield rows, (block if columns is None else block[:, columns])
+
+
+class GCTXReader:
+    """A GCTX file as a :class:`~src.data.io.matrix.MatrixReader` (ids read once, values in blocks)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.header = read_header(self.path)
+        self.sample_ids, self.feature_ids = self.header.sample_ids, self.header.feature_ids
+
+    def blocks(self, columns: np.ndarray | None = None, block_size: int = 4096) -> Iterator[tuple[slice, np.ndarray]]:
+        for rows, block in iter_blocks(self.path, columns, block_size):
+            yield rows, block.astype(np.float32, copy=False)
 
 
 def read_matrix(
