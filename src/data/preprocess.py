@@ -1,31 +1,75 @@
-"""Preprocessing as pure functions on arrays (numpy in, numpy out): splitting, standardisation,
-quantile normalisation and rank mapping onto reference quantiles."""
+"""Preprocessing as functions on arrays (numpy in, numpy out): splitting, standardisation, quantile
+normalisation and rank mapping onto reference quantiles.
+
+Everything works block by block over samples, so a GEO-sized matrix (10^5 samples x 10^4 genes) is
+processed in place or with float64 accumulators the size of one gene vector, never a float64 copy.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+BLOCK = 2048  # samples per block: a few tens of MB at 10^4 genes
 
-def split_indices(n: int, fractions: tuple[float, float, float] | list[float], seed: int) -> tuple[np.ndarray, ...]:
-    """Train/val/test sample indices from a seeded permutation of ``range(n)``.
 
-    ``fractions`` are the train, val and test shares (they must sum to 1). Each split gets at least
-    one sample; the test split takes what rounding leaves.
+def _blocks(n: int, size: int = BLOCK) -> Iterator[slice]:
+    for start in range(0, n, size):
+        yield slice(start, min(start + size, n))
+
+
+def split_sizes(n: int, split: Sequence[float]) -> tuple[int, int, int]:
+    """Train, val and test sizes for ``n`` samples from fractions or counts.
+
+    * Fractions (all at most 1, summing to 1): the test split takes what rounding leaves.
+    * Counts (e.g. the D-GEX paper's ``[88807, 11101, 11101]``): used as given when the data has at
+      least their sum, with any surplus going to the test split ("the rest"); a smaller data set is
+      split in the same proportions.
+
+    Every split gets at least one sample.
     """
-    fractions = np.asarray(fractions, dtype=float)
-    if fractions.shape != (3,) or (fractions < 0).any() or not np.isclose(fractions.sum(), 1.0):
-        raise ValueError(f"split fractions must be three non-negative numbers summing to 1, got {fractions.tolist()}")
+    split = np.asarray(split, dtype=float)
+    if split.shape != (3,) or (split < 0).any() or split.sum() <= 0:
+        raise ValueError(f"split must be three non-negative fractions or counts, got {split.tolist()}")
+    counts = (split > 1).any()
+    if not counts and not np.isclose(split.sum(), 1.0):
+        raise ValueError(f"split fractions must sum to 1, got {split.tolist()} (or give three sample counts)")
     if n < 3:
         raise ValueError(f"cannot split {n} samples into train, val and test; need at least 3")
+    if counts and n >= split.sum():
+        n_train, n_val = int(split[0]), int(split[1])
+        return n_train, n_val, n - n_train - n_val
+    fractions = split / split.sum()
     n_val = max(1, int(round(fractions[1] * n)))
     n_test = max(1, int(round(fractions[2] * n)))
     n_train = n - n_val - n_test
     if n_train < 1:
-        raise ValueError(f"split fractions {fractions.tolist()} leave no training samples out of {n}")
+        raise ValueError(f"split {split.tolist()} leaves no training samples out of {n}")
+    return n_train, n_val, n_test
+
+
+def split_indices(n: int, split: Sequence[float], seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Train/val/test sample indices from a seeded permutation of ``range(n)`` (sizes: :func:`split_sizes`)."""
+    n_train, n_val, _ = split_sizes(n, split)
     order = np.random.default_rng(seed).permutation(n)
     return order[:n_train], order[n_train : n_train + n_val], order[n_train + n_val :]
+
+
+def column_moments(matrix: np.ndarray, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column mean and standard deviation over ``rows`` (all if None), in float64, block by block."""
+    rows = np.arange(len(matrix)) if rows is None else np.asarray(rows)
+    if len(rows) == 0:
+        raise ValueError("cannot compute statistics of an empty set of samples")
+    mean = np.zeros(matrix.shape[1])
+    for part in _blocks(len(rows)):
+        mean += matrix[rows[part]].sum(axis=0, dtype=np.float64)
+    mean /= len(rows)
+    var = np.zeros(matrix.shape[1])
+    for part in _blocks(len(rows)):
+        var += np.square(matrix[rows[part]] - mean).sum(axis=0)
+    return mean, np.sqrt(var / len(rows))
 
 
 @dataclass
@@ -37,47 +81,74 @@ class Standardizer:
     eps: float = 1e-3
 
     @classmethod
-    def fit(cls, train: np.ndarray, eps: float = 1e-3) -> "Standardizer":
-        train = np.asarray(train, dtype=np.float64)
-        return cls(train.mean(axis=0).astype(np.float32), train.std(axis=0).astype(np.float32), eps)
+    def fit(cls, matrix: np.ndarray, rows: np.ndarray | None = None, eps: float = 1e-3) -> "Standardizer":
+        """Statistics of ``matrix[rows]`` (all rows if None), computed without copying the matrix."""
+        mean, std = column_moments(matrix, rows)
+        return cls(mean.astype(np.float32), std.astype(np.float32), eps)
 
     def transform(self, values: np.ndarray) -> np.ndarray:
         return ((values - self.mean) / (self.std + self.eps)).astype(np.float32)
+
+    def transform_(self, values: np.ndarray) -> np.ndarray:
+        """Standardise a float32 array in place (no copy of a large split) and return it."""
+        values -= self.mean
+        values /= self.std + self.eps
+        return values
 
     def inverse(self, values: np.ndarray) -> np.ndarray:
         return (values * (self.std + self.eps) + self.mean).astype(np.float32)
 
 
-def reference_quantiles(matrix: np.ndarray) -> np.ndarray:
-    """Quantile normalisation's reference: the mean over samples of each sample's sorted values.
+def reference_quantiles(matrix: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """Quantile normalisation's reference: the mean over samples (``rows``) of each sample's sorted values.
 
     ``matrix`` is samples x genes; the result has one value per rank (length n_genes, ascending).
     """
-    return np.sort(np.asarray(matrix, dtype=np.float64), axis=1).mean(axis=0)
+    rows = np.arange(len(matrix)) if rows is None else np.asarray(rows)
+    if len(rows) == 0:
+        raise ValueError("cannot compute reference quantiles from an empty set of samples")
+    total = np.zeros(matrix.shape[1])
+    for part in _blocks(len(rows)):
+        total += np.sort(matrix[rows[part]], axis=1).sum(axis=0, dtype=np.float64)
+    return total / len(rows)
 
 
-def rank_map(matrix: np.ndarray, reference: np.ndarray) -> np.ndarray:
+def _rank_map_block(block: np.ndarray, cumulative: np.ndarray) -> np.ndarray:
+    n_genes = block.shape[1]
+    order = np.argsort(block, axis=1)
+    ranked = np.take_along_axis(block, order, axis=1)
+    new_run = np.ones(ranked.shape, dtype=bool)
+    new_run[:, 1:] = ranked[:, 1:] != ranked[:, :-1]
+    positions = np.broadcast_to(np.arange(n_genes), ranked.shape)
+    # First rank of each position's run of equal values, and one past its last rank.
+    starts = np.maximum.accumulate(np.where(new_run, positions, 0), axis=1)
+    run_end = np.ones(ranked.shape, dtype=bool)
+    run_end[:, :-1] = new_run[:, 1:]
+    ends = np.minimum.accumulate(np.where(run_end, positions + 1, n_genes)[:, ::-1], axis=1)[:, ::-1]
+    values = (cumulative[ends] - cumulative[starts]) / (ends - starts)
+    out = np.empty(block.shape, dtype=np.float32)
+    np.put_along_axis(out, order, values.astype(np.float32), axis=1)
+    return out
+
+
+def rank_map(matrix: np.ndarray, reference: np.ndarray, out: np.ndarray | None = None, progress=None) -> np.ndarray:
     """Replace each sample's values by the reference value of their rank within the sample.
 
     Tied values share the mean of the reference values over their ranks (so, e.g., all zero RPKM
     values of a sample map to one value). This is quantile normalisation when ``reference`` comes
     from the same samples, and D-GEX's mapping of RNA-seq profiles onto the microarray quantiles when
-    it comes from GEO.
+    it comes from GEO. Works in blocks of samples; ``out=matrix`` maps in place. ``progress(n)`` is
+    called after each block with the number of samples done.
     """
-    matrix = np.asarray(matrix)
     reference = np.asarray(reference, dtype=np.float64)
     if matrix.ndim != 2 or matrix.shape[1] != len(reference):
         raise ValueError(f"rank_map: {matrix.shape} matrix against {len(reference)} reference quantiles")
     cumulative = np.concatenate([[0.0], np.cumsum(reference)])
-    out = np.empty(matrix.shape, dtype=np.float32)
-    for i, row in enumerate(matrix):
-        order = np.argsort(row, kind="stable")
-        sorted_row = row[order]
-        # Start and end (exclusive) rank of each run of equal values.
-        starts = np.flatnonzero(np.r_[True, sorted_row[1:] != sorted_row[:-1]])
-        ends = np.r_[starts[1:], len(row)]
-        run_means = (cumulative[ends] - cumulative[starts]) / (ends - starts)
-        out[i, order] = np.repeat(run_means, ends - starts)
+    out = np.empty(matrix.shape, dtype=np.float32) if out is None else out
+    for part in _blocks(len(matrix), 512):
+        out[part] = _rank_map_block(np.asarray(matrix[part]), cumulative)
+        if progress is not None:
+            progress(part.stop - part.start)
     return out
 
 

@@ -29,3 +29,12 @@ def test_matches_a_direct_computation_within_one_cluster():
     keep = near_duplicates_kept(profiles, n_clusters=1, threshold=1.0)
     assert list(keep) == _direct(profiles, np.zeros(60, dtype=int), 1.0)
     assert 0 < len(keep) < 60
+
+
+def test_matches_the_direct_computation_across_blocks_with_chains_of_near_profiles():
+    from src.data.dedup import _first_of_each_near_group
+
+    rng = np.random.default_rng(2)
+    walk = np.cumsum(rng.normal(0, 0.45, size=(1300, 3)), axis=0).astype(np.float32) + 50  # far from 0
+    kept = _first_of_each_near_group(walk, threshold=1.0, block=256)
+    assert list(kept) == _direct(walk, np.zeros(1300, dtype=int), 1.0)

@@ -15,7 +15,7 @@ def test_split_is_a_seeded_partition_with_the_requested_sizes():
 
 @pytest.mark.parametrize("fractions", [(0.5, 0.5), (0.9, 0.2, 0.1), (1.2, -0.1, -0.1)])
 def test_bad_fractions_fail(fractions):
-    with pytest.raises(ValueError, match="split fractions"):
+    with pytest.raises(ValueError, match="split"):
         split_indices(100, fractions, seed=0)
 
 
@@ -58,3 +58,36 @@ def test_rank_mapping_with_ties_matches_a_direct_computation():
     np.testing.assert_allclose(rank_map(rnaseq, reference), _naive_rank_map(rnaseq, reference), rtol=1e-6)
     with pytest.raises(ValueError, match="reference quantiles"):
         rank_map(rnaseq, reference[:5])
+
+
+def test_split_counts_are_exact_with_the_rest_to_test_and_scale_down_for_small_data():
+    from src.data.preprocess import split_sizes
+
+    assert split_sizes(111009, [88807, 11101, 11101]) == (88807, 11101, 11101)
+    assert split_sizes(120000, [88807, 11101, 11101]) == (88807, 11101, 20092)  # "the rest"
+    assert split_sizes(57, [88807, 11101, 11101]) == (45, 6, 6)  # the paper's proportions
+    assert split_sizes(10, [0.8, 0.1, 0.1]) == (8, 1, 1)
+
+
+def test_rank_mapping_in_place_over_blocks_matches_the_naive_computation():
+    from src.data.preprocess import rank_map, reference_quantiles
+
+    rng = np.random.default_rng(2)
+    matrix = rng.integers(0, 6, size=(1100, 9)).astype(np.float32)  # > one block, many ties
+    reference = reference_quantiles(matrix, rows=np.arange(0, 1100, 3))
+    np.testing.assert_allclose(reference, np.sort(matrix[::3], axis=1).mean(0))
+    expected = _naive_rank_map(matrix, reference)
+    rank_map(matrix, reference, out=matrix)
+    np.testing.assert_allclose(matrix, expected, rtol=1e-6)
+
+
+def test_standardizer_statistics_come_from_the_training_rows_only():
+    rng = np.random.default_rng(3)
+    matrix = rng.normal(size=(3000, 5)).astype(np.float32)
+    matrix[2500:] += 100  # test rows far away: must not move the statistics
+    train = np.arange(2500)
+    scaler = Standardizer.fit(matrix, rows=train)
+    np.testing.assert_allclose(scaler.mean, matrix[:2500].mean(0), atol=1e-5)
+    np.testing.assert_allclose(scaler.std, matrix[:2500].std(0), rtol=1e-5)
+    copy = matrix.copy()
+    np.testing.assert_allclose(scaler.transform_(copy), scaler.transform(matrix), atol=1e-6)
