@@ -6,11 +6,13 @@ import logging
 from dataclasses import dataclass, field
 
 import lightning as L
+import numpy as np
 import torch
 
 from src.data.batches import IndexBatchSampler, TensorBatches, index_loader
-from src.data.preprocess import Standardizer, split_indices
+from src.data.preprocess import Standardizer, rank_map, reference_quantiles, split_indices
 from src.data.sources.base import ExpressionSource
+from src.utils.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,8 @@ class GeneSpace:
     landmark_scaler: Standardizer
     target_scaler: Standardizer
     info: dict = field(default_factory=dict)
+    # Quantile normalisation's reference (landmarks and targets ranked together), if the data used one.
+    reference: np.ndarray | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -38,6 +42,7 @@ class GeneSpace:
             "target_std": torch.from_numpy(self.target_scaler.std),
             "eps": self.landmark_scaler.eps,
             "info": dict(self.info),
+            "reference": None if self.reference is None else torch.from_numpy(np.asarray(self.reference)),
         }
 
     @classmethod
@@ -48,25 +53,29 @@ class GeneSpace:
             landmark_scaler=Standardizer(d["landmark_mean"].numpy(), d["landmark_std"].numpy(), d["eps"]),
             target_scaler=Standardizer(d["target_mean"].numpy(), d["target_std"].numpy(), d["eps"]),
             info=dict(d.get("info", {})),
+            reference=None if d.get("reference") is None else d["reference"].numpy(),
         )
 
 
 class ExpressionDataModule(L.LightningDataModule):
     """Split, standardise and batch the landmark/target matrices of any :class:`ExpressionSource`.
 
-    Samples are split into train/val/test by a permutation seeded with ``split_seed``. Each gene is
-    standardised with the *training* split's mean and standard deviation only, so no validation or test
-    statistic leaks into training. All splits live in memory as float32 tensors and batches are cut by
-    index (see :mod:`src.data.batches`).
+    Samples are split into train/val/test by a permutation seeded with ``split_seed``. Optionally each
+    sample is quantile-normalised (rank-mapped) onto reference quantiles: the source's fixed reference
+    if it has one (e.g. GEO's, for RNA-seq data), else the mean sorted profile of the *training*
+    samples. Each gene is then standardised with the training split's mean and standard deviation
+    only, so no validation or test statistic leaks into training. All splits live in memory as float32
+    tensors and batches are cut by index (see :mod:`src.data.batches`).
 
     Args:
         source: where the data comes from (synthetic, a GCTX file, ...).
-        split: train, val and test fractions.
+        split: train, val and test fractions, or sample counts (see :func:`~src.data.preprocess.split_sizes`).
         split_seed: seed of the sample permutation (fixed, so a checkpoint's test split can be rebuilt).
         batch_size: global training batch size (divided among DDP ranks).
         eval_batch_size: batch size for validation, test and prediction.
         max_samples: keep only the first N samples of the source (quick runs).
         max_targets: keep only the first N target genes of the source (quick runs).
+        quantile_normalize: rank-map every sample onto reference quantiles before standardising.
     """
 
     def __init__(
@@ -78,6 +87,7 @@ class ExpressionDataModule(L.LightningDataModule):
         eval_batch_size: int = 1000,
         max_samples: int | None = None,
         max_targets: int | None = None,
+        quantile_normalize: bool = False,
     ):
         super().__init__()
         self.source = source
@@ -87,6 +97,7 @@ class ExpressionDataModule(L.LightningDataModule):
         self.eval_batch_size = eval_batch_size
         self.max_samples = max_samples
         self.max_targets = max_targets
+        self.quantile_normalize = quantile_normalize
         self.gene_space: GeneSpace | None = None
         self.splits: dict[str, TensorBatches] = {}
         self.sample_ids: dict[str, list[str]] = {}
@@ -100,18 +111,44 @@ class ExpressionDataModule(L.LightningDataModule):
             return
         data = self.source.load(self.max_samples, self.max_targets)
         parts = dict(zip(("train", "val", "test"), split_indices(len(data.sample_ids), self.split, self.split_seed)))
-        lm = Standardizer.fit(data.landmarks[parts["train"]])
-        tg = Standardizer.fit(data.targets[parts["train"]])
-        self.gene_space = GeneSpace(data.landmark_ids, data.target_ids, lm, tg, data.info)
+        reference = self._quantile_normalize(data, parts["train"]) if self.quantile_normalize else None
+        lm = Standardizer.fit(data.landmarks, parts["train"])
+        tg = Standardizer.fit(data.targets, parts["train"])
+        self.gene_space = GeneSpace(data.landmark_ids, data.target_ids, lm, tg, data.info, reference)
         for name, idx in parts.items():
             self.splits[name] = TensorBatches(
-                torch.from_numpy(lm.transform(data.landmarks[idx])), torch.from_numpy(tg.transform(data.targets[idx]))
+                torch.from_numpy(lm.transform_(data.landmarks[idx])), torch.from_numpy(tg.transform_(data.targets[idx]))
             )
             self.sample_ids[name] = [data.sample_ids[i] for i in idx]
         log.info(
             "Data: %d landmarks, %d targets; %d train / %d val / %d test samples",
             len(data.landmark_ids), len(data.target_ids), *(len(parts[k]) for k in ("train", "val", "test")),
         )
+
+    @staticmethod
+    def _quantile_normalize(data, train: np.ndarray) -> np.ndarray:
+        """Rank-map every sample (landmarks and targets together) in place; returns the reference used."""
+        n_lm = data.landmarks.shape[1]
+
+        def joined(rows) -> np.ndarray:
+            return np.hstack([data.landmarks[rows], data.targets[rows]])
+
+        reference = data.reference
+        if reference is None:
+            reference = np.zeros(n_lm + data.targets.shape[1])
+            with progress_bar("Quantile reference of the training samples", len(train)) as advance:
+                for start in range(0, len(train), 4096):
+                    rows = train[start : start + 4096]
+                    reference += reference_quantiles(joined(rows)) * len(rows)
+                    advance(len(rows))
+            reference /= len(train)
+        with progress_bar("Quantile normalisation", len(data.sample_ids)) as advance:
+            for start in range(0, len(data.sample_ids), 4096):
+                rows = slice(start, start + 4096)
+                mapped = rank_map(joined(rows), reference)
+                data.landmarks[rows], data.targets[rows] = mapped[:, :n_lm], mapped[:, n_lm:]
+                advance(len(mapped))
+        return reference
 
     @property
     def n_landmarks(self) -> int:

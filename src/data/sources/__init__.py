@@ -7,6 +7,7 @@ The one :class:`~src.data.datamodule.ExpressionDataModule` splits, standardises 
 
 from src.data.sources.base import ExpressionData, ExpressionSource
 from src.data.sources.gctx import GCTXSource
+from src.data.sources.mapped import MappedMatrixSource
 from src.data.sources.synthetic import SyntheticSource
 
-__all__ = ["ExpressionData", "ExpressionSource", "GCTXSource", "SyntheticSource"]
+__all__ = ["ExpressionData", "ExpressionSource", "GCTXSource", "MappedMatrixSource", "SyntheticSource"]

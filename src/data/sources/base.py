@@ -18,6 +18,8 @@ class ExpressionData:
     landmark_ids: list[str]
     target_ids: list[str]
     info: dict = field(default_factory=dict)  # e.g. {"noise_floor_mae": 0.22, "path": "..."}
+    # Fixed reference quantiles (one per gene, landmarks then targets) to rank-map samples onto, if any.
+    reference: np.ndarray | None = None
 
     def __post_init__(self):
         where = self.info.get("path", "data source")

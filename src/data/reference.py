@@ -1,0 +1,35 @@
+"""Reference quantiles to rank-map new samples onto (D-GEX mapped RNA-seq onto the GEO quantiles)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def load_reference(path: str | Path, n_genes: int) -> np.ndarray:
+    """Reference quantiles from a checkpoint (the training data's, stored with the model) or a text file.
+
+    A text file holds one value per line, ascending. The reference must have one value per gene
+    (landmarks and targets together), ``n_genes`` of them.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: reference quantiles not found (expected a checkpoint or a text file)")
+    if path.suffix == ".ckpt":
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        space = (ckpt.get("gexinfer") or {}).get("gene_space") or {}
+        if space.get("reference") is None:
+            raise ValueError(f"{path}: the checkpoint holds no reference quantiles (its data was not quantile-normalised)")
+        reference = space["reference"].numpy()
+    else:
+        try:
+            reference = np.loadtxt(path, dtype=np.float64, ndmin=1)
+        except ValueError as err:
+            raise ValueError(f"{path}: expected one number per line ({err})") from err
+    if reference.shape != (n_genes,):
+        raise ValueError(f"{path}: {reference.size} reference quantiles for {n_genes} genes; expected one per gene")
+    if not np.isfinite(reference).all() or (np.diff(reference) < 0).any():
+        raise ValueError(f"{path}: reference quantiles must be finite and ascending")
+    return reference.astype(np.float64)

@@ -1,0 +1,82 @@
+"""The published data sets' DataModules on real GPL96 data and on files in the published formats."""
+
+import numpy as np
+import pytest
+import torch
+
+from src.data.datamodules import GEODataModule, RNASeqDataModule
+from src.data.genes import match_genes, read_gene_map
+from src.data.io.gctx import read_matrix
+from src.data.preprocess import rank_map, reference_quantiles, split_indices
+from tests.conftest import SHARED
+
+MAPS = SHARED / "dgex" / "map_lm.txt", SHARED / "dgex" / "map_tg.txt"
+
+
+@pytest.fixture
+def maps():
+    if not MAPS[0].exists():
+        pytest.skip(f"D-GEX gene maps not found in {MAPS[0].parent}")
+    return MAPS
+
+
+def test_geo_pipeline_on_real_gpl96_matches_a_direct_computation(gpl96, maps, tmp_path):
+    dm = GEODataModule(gpl96, *maps, tmp_path / "cache", split_seed=3)
+    dm.prepare_data()
+    dm.setup("fit")
+    # Direct: probes -> genes, the paper's split scaled to 57 samples, a reference from the training
+    # samples only, rank mapping, then standardisation with training statistics.
+    values, header = read_matrix(gpl96)
+    genes = match_genes(header.feature_ids, [read_gene_map(m) for m in maps], "probe").apply(values)
+    train, val, test = split_indices(57, (88807, 11101, 11101), seed=3)
+    assert (len(train), len(val), len(test)) == (45, 6, 6)
+    reference = reference_quantiles(genes[train])
+    normalised = rank_map(genes, reference)
+    mean, std = normalised[train].mean(0), normalised[train].std(0)
+    expected = (normalised - mean) / (std + 1e-3)
+    for name, idx in (("train", train), ("test", test)):
+        got = torch.cat([dm.splits[name].landmarks, dm.splits[name].targets], dim=1).numpy()
+        np.testing.assert_allclose(got, expected[idx], atol=2e-3)
+    np.testing.assert_allclose(dm.gene_space.reference, reference, rtol=1e-9)
+    assert dm.sample_ids["test"] == [header.sample_ids[i] for i in test]
+    assert (dm.n_landmarks, dm.n_targets) == (943, 9520)
+
+
+def test_test_samples_do_not_move_the_reference_or_the_statistics(gpl96, maps, tmp_path):
+    dm = GEODataModule(gpl96, *maps, tmp_path / "cache", split_seed=3)
+    dm.setup("fit")
+    values, header = read_matrix(gpl96)
+    _, _, test = split_indices(57, (88807, 11101, 11101), seed=3)
+    values[test] += 5.0  # wildly different test samples
+    from src.data.io.gctx import write_gctx
+
+    shifted = write_gctx(tmp_path / "shifted.gctx", values, header.sample_ids, header.feature_ids)
+    other = GEODataModule(shifted, *maps, tmp_path / "cache", split_seed=3)
+    other.setup("fit")
+    np.testing.assert_allclose(other.gene_space.reference, dm.gene_space.reference)
+    np.testing.assert_allclose(other.gene_space.target_scaler.mean, dm.gene_space.target_scaler.mean)
+    torch.testing.assert_close(other.splits["train"].targets, dm.splits["train"].targets)
+
+
+def test_rnaseq_is_rank_mapped_onto_a_given_reference(tmp_path):
+    lm, tg = tmp_path / "lm.txt", tmp_path / "tg.txt"
+    lm.write_text("A\tENSG01\tp1\nB\tENSG02\tp2\n")
+    tg.write_text("C\tENSG03\tp3\nD\tENSG04\tp4\n")
+    table = tmp_path / "GD462.txt"
+    rng = np.random.default_rng(0)
+    rpkm = rng.gamma(1.0, 4.0, size=(4, 30)).round(2)
+    rows = [f"ENSG0{g + 1}.{g + 2}\tSYM{g}\t{g + 1}\t{1000 * g}\t" + "\t".join(map(str, rpkm[g])) for g in range(4)]
+    table.write_text("TargetID\tGene_Symbol\tChr\tCoord\t" + "\t".join(f"HG{i:05d}" for i in range(30)) + "\n" + "\n".join(rows) + "\n")
+    reference = tmp_path / "reference.txt"
+    np.savetxt(reference, [2.0, 5.0, 7.0, 11.0])
+    dm = RNASeqDataModule(table, lm, tg, tmp_path / "cache", reference=reference, format="table",
+                          reader_options={"orientation": "features_in_rows"})
+    dm.setup("fit")
+    np.testing.assert_allclose(dm.gene_space.reference, [2.0, 5.0, 7.0, 11.0])
+    expected = rank_map(np.log2(rpkm.T + 1), np.array([2.0, 5.0, 7.0, 11.0]))  # samples x genes
+    space = dm.gene_space
+    for name in ("train", "val", "test"):
+        got = np.hstack([space.landmark_scaler.inverse(dm.splits[name].landmarks.numpy()),
+                         space.target_scaler.inverse(dm.splits[name].targets.numpy())])
+        rows = [int(s[2:]) for s in dm.sample_ids[name]]
+        np.testing.assert_allclose(got, expected[rows], atol=1e-4)
