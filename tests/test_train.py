@@ -66,3 +66,17 @@ def test_resume_from_last_checkpoint_continues_training(train_config):
 def test_missing_checkpoint_is_named(train_config):
     with pytest.raises(FileNotFoundError, match="nope.ckpt"):
         train(train_config("debug=fast", "ckpt_path=/nope.ckpt"))
+
+
+def test_a_model_trains_on_the_geo_pipeline_of_real_gpl96_data(train_config, gpl96):
+    from tests.conftest import SHARED
+
+    maps = [f"data.landmark_map={SHARED}/dgex/map_lm.txt", f"data.target_map={SHARED}/dgex/map_tg.txt"]
+    cfg = train_config("data=geo", f"data.gctx_path={gpl96}", *maps, "model=egex", "debug=fast", "logger=csv",
+                       "data.batch_size=15", "trainer.max_epochs=5")
+    metrics = train(cfg)
+    assert metrics["test/mae"] < _mean_predictor_mae(cfg)
+    model = load_model(f"{cfg.paths.output_dir}/checkpoints/best.ckpt")
+    space = model.gene_space
+    assert len(space.landmark_ids) == 943 and len(space.target_ids) == 300 and space.landmark_ids[0] == "ENSG00000175063"
+    assert space.reference is not None and len(space.reference) == 943 + 300  # for mapping RNA-seq onto GEO

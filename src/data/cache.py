@@ -60,21 +60,25 @@ def write_cache(path: str | os.PathLike, matrix: np.ndarray, n_landmarks: int, d
     return Path(path)
 
 
-def read_cache(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, dict, dict]:
+def read_cache(path: str | os.PathLike, progress=None) -> tuple[np.ndarray, np.ndarray, dict, dict]:
     """Load a cache written by :func:`write_cache` into memory (row blocks, no fancy indexing).
 
     Returns ``(landmarks, targets, ids, info)`` with ``ids`` as given to :func:`write_cache`.
+    ``progress(fraction)`` is called as the blocks arrive (fractions of the whole file, adding up to 1).
     """
     path = Path(path)
     try:
         with h5py.File(path, "r") as f:
             ids = {name: [v.decode() for v in f[name][()]] for name in ("sample_ids", "landmark_ids", "target_ids")}
             arrays = {}
+            total = sum(f[name].size for name in ("landmarks", "targets")) or 1
             for name in ("landmarks", "targets"):
                 ds = f[name]
                 out = np.empty(ds.shape, dtype=np.float32)
                 for start in range(0, ds.shape[0], 4096):
                     out[start : start + 4096] = ds[start : start + 4096]
+                    if progress is not None:
+                        progress(out[start : start + 4096].size / total)
                 arrays[name] = out
             info = json.loads(f.attrs["info"])
     except (OSError, KeyError) as err:

@@ -127,7 +127,8 @@ class MappedMatrixSource:
         cache = self.cache_path(max_samples, max_targets)
         if not cache.exists():
             self.prepare(max_samples, max_targets)
-        landmarks, targets, ids, info = read_cache(cache)
+        with progress_bar(f"Loading {cache.name}", 1) as advance:
+            landmarks, targets, ids, info = read_cache(cache, advance)
         data = ExpressionData(landmarks, targets, **ids, info={**info, "cache": str(cache)})
         if self.reference is not None:
             data.reference = load_reference(self.reference, len(data.landmark_ids) + len(data.target_ids))
@@ -169,6 +170,7 @@ class MappedMatrixSource:
             )
 
     def _deduplicate(self, matrix: np.ndarray) -> np.ndarray:
+        log.info("Clustering %d profiles into %d clusters (MiniBatchKMeans) to find near duplicates", len(matrix), self.duplicate_clusters)
         with progress_bar("Removing near-duplicate profiles", len(matrix)) as advance:
             return near_duplicates_kept(
                 matrix, n_clusters=self.duplicate_clusters, threshold=self.duplicate_threshold, progress=advance
