@@ -17,7 +17,7 @@ variable-length strings; datasets may be gzip-compressed. Everything returned is
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -204,15 +204,10 @@ def write_gctx(
         raise ValueError(
             f"matrix shape {matrix.shape} does not match {len(sample_ids)} sample ids x {len(feature_ids)} feature ids"
         )
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        f.attrs["version"] = VERSION
-        for key, value in (attrs or {}).items():
-            f.attrs[key] = value
-        chunks = (min(chunk_rows, max(matrix.shape[0], 1)), max(matrix.shape[1], 1))
-        f.create_dataset(MATRIX, data=matrix, chunks=chunks if matrix.size else None, compression=compression)
-        _write_meta(f, SAMPLE_META, sample_ids, sample_meta)
-        _write_meta(f, FEATURE_META, feature_ids, feature_meta)
-    return Path(path)
+    return write_gctx_blocks(
+        path, sample_ids, feature_ids, [matrix], dtype=matrix.dtype, feature_meta=feature_meta,
+        sample_meta=sample_meta, attrs=attrs, compression=compression, chunk_rows=chunk_rows,
+    )
 
 
 def _write_meta(f: h5py.File, group: str, ids: Sequence[str], meta: Mapping[str, np.ndarray] | None) -> None:
@@ -222,3 +217,53 @@ def _write_meta(f: h5py.File, group: str, ids: Sequence[str], meta: Mapping[str,
         if values.dtype.kind in "UO":
             values = np.array([str(v).encode() for v in values], dtype="S")
         f.create_dataset(f"{group}/{name}", data=values)
+
+
+def write_gctx_blocks(
+    path: str | os.PathLike,
+    sample_ids: Sequence[str],
+    feature_ids: Sequence[str],
+    blocks: Iterable[np.ndarray],
+    *,
+    dtype: str | np.dtype = "float32",
+    feature_meta: Mapping[str, np.ndarray] | None = None,
+    sample_meta: Mapping[str, np.ndarray] | None = None,
+    attrs: Mapping[str, object] | None = None,
+    compression: str | None = None,
+    chunk_rows: int = 256,
+    progress: Callable[[int], None] | None = None,
+) -> Path:
+    """Write a GCTX 1.0 file atomically from ``blocks`` of consecutive samples (each samples x features).
+
+    Only one block (plus the HDF5 chunk cache) is in memory at a time, so files larger than memory can be
+    written. The blocks' rows must add up to ``len(sample_ids)``; otherwise a ``ValueError`` is raised and
+    no file is left behind. ``progress(n)`` is called after each block with its number of samples.
+    """
+    n_samples, n_features = len(sample_ids), len(feature_ids)
+    dtype = np.dtype(dtype)
+    chunks = (min(chunk_rows, n_samples), n_features) if n_samples and n_features else None
+    # Cache two whole chunks, so blocks that end mid-chunk are completed in memory, not re-read from disk.
+    cache = max(2 * chunks[0] * chunks[1] * dtype.itemsize, 1 << 20) if chunks else 1 << 20
+    with atomic_path(path) as tmp, h5py.File(tmp, "w", rdcc_nbytes=cache) as f:
+        f.attrs["version"] = VERSION
+        for key, value in (attrs or {}).items():
+            f.attrs[key] = value
+        ds = f.create_dataset(MATRIX, shape=(n_samples, n_features), dtype=dtype, chunks=chunks, compression=compression)
+        done = 0
+        for number, block in enumerate(blocks):
+            block = np.asarray(block)
+            if block.ndim != 2 or block.shape[1] != n_features or done + len(block) > n_samples:
+                raise ValueError(
+                    f"{path}: block {number} has shape {block.shape} after {done} samples; expected "
+                    f"(rows, {n_features}) blocks whose rows add up to {n_samples} samples"
+                )
+            if len(block):
+                ds[done : done + len(block)] = block
+            done += len(block)
+            if progress is not None:
+                progress(len(block))
+        if done != n_samples:
+            raise ValueError(f"{path}: the blocks hold {done} samples; expected {n_samples} (one per sample id)")
+        _write_meta(f, SAMPLE_META, sample_ids, sample_meta)
+        _write_meta(f, FEATURE_META, feature_ids, feature_meta)
+    return Path(path)

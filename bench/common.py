@@ -1,0 +1,57 @@
+"""Shared pieces of the benchmarks: machine description, peak memory of a child process, and
+rewriting one section of ``docs/BENCHMARKS.md`` (each benchmark owns the section between its markers)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = ROOT / "docs" / "BENCHMARKS.md"
+
+
+def machine() -> str:
+    """One line describing this machine and software, for the top of each results section."""
+    import numpy
+    import torch
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor() or "unknown CPU")
+    mem = next((int(line.split()[1]) // 2**20 for line in Path("/proc/meminfo").read_text().splitlines()
+                if line.startswith("MemTotal")), 0)
+    return (f"{dt.date.today().isoformat()}, {os.cpu_count()} cores ({cpu}), {mem} GiB RAM, "
+            f"Python {platform.python_version()}, torch {torch.__version__}, numpy {numpy.__version__}")
+
+
+def run_child(code: str, *args: str) -> dict:
+    """Run ``python -c code args...`` in a fresh process and return the JSON it prints last."""
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT)
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark child failed:\n{proc.stderr[-3000:]}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def peak_rss_gib() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def write_section(name: str, body: str) -> Path:
+    """Replace (or append) the ``name`` section of docs/BENCHMARKS.md, between its HTML comment markers."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    text = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n\nWritten by the scripts in `bench/`.\n"
+    block = f"{start}\n{body.rstrip()}\n{end}"
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    BENCHMARKS.parent.mkdir(parents=True, exist_ok=True)
+    BENCHMARKS.write_text(text)
+    return BENCHMARKS
