@@ -63,3 +63,29 @@ def test_cross_data_evaluation_on_another_cohort_lands_in_one_report(train_confi
     assert saved["data"] == "cohort_b" and saved["method"] == "dgex"
     text = write_report([cfg.paths.output_dir, ecfg.paths.output_dir], tmp_path / "report").read_text()
     assert "## Test data: synthetic" in text and "## Test data: cohort_b" in text
+
+
+def test_a_geo_model_is_tested_on_1000g_and_gtex_files_as_published(train_config, tmp_path):
+    """GEO -> 1000G and GEO -> GTEx: the RNA-seq samples are rank-mapped onto the checkpoint's GEO quantiles."""
+    from src.data.fixtures import write_geo_like, write_geuvadis_like, write_gtex_like
+    from tests.conftest import SHARED
+
+    maps = SHARED / "dgex" / "map_lm.txt", SHARED / "dgex" / "map_tg.txt"
+    if not maps[0].exists():
+        pytest.skip("D-GEX maps not found")
+    geo = write_geo_like(tmp_path / "bgedv2_QNORM.gctx", *maps, 600)
+    args = [f"data.landmark_map={maps[0]}", f"data.target_map={maps[1]}"]
+    cfg = train_config("data=geo", f"data.gctx_path={geo}", *args, "model=lr", "debug=fast", "data.split=[0.8,0.1,0.1]")
+    train(cfg)
+    ckpt = f"{cfg.paths.output_dir}/checkpoints/best.ckpt"
+    files = {
+        "geo_to_1000g": f"data.path={write_geuvadis_like(tmp_path / 'GD462.GeneQuantRPKM.50FN.samplename.resk10.txt', *maps, 200)}",
+        "geo_to_gtex": f"data.gctx_path={write_gtex_like(tmp_path / 'GTEx_RNASeq_RPKM_n2921x55993.gctx', *maps, 200)}",
+    }
+    for experiment, path in files.items():
+        ecfg = compose_config("eval", tmp_path / experiment, [f"experiment={experiment}", f"ckpt_path={ckpt}", path,
+                                                              *args, "data.max_targets=300"], tmp_path / "data")
+        metrics = evaluate(ecfg)
+        assert 0 < metrics["test/mae"] < 0.6, experiment  # the mean predictor scores about 0.85 here
+        saved = json.load(open(f"{ecfg.paths.output_dir}/metrics.json"))
+        assert saved["data"] == experiment.split("_")[-1]

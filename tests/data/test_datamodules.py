@@ -80,3 +80,33 @@ def test_rnaseq_is_rank_mapped_onto_a_given_reference(tmp_path):
                          space.target_scaler.inverse(dm.splits[name].targets.numpy())])
         rows = [int(s[2:]) for s in dm.sample_ids[name]]
         np.testing.assert_allclose(got, expected[rows], atol=1e-4)
+
+
+@pytest.mark.parametrize("suffix", [".h5ad", ".csv", ".gctx"])
+def test_the_generic_module_reads_any_format_with_gene_ids_and_log2(tmp_path, suffix):
+    import anndata
+    import pandas as pd
+
+    from src.data.datamodules import MatrixDataModule
+    from src.data.io.gctx import write_gctx
+
+    lm, tg = tmp_path / "lm.txt", tmp_path / "tg.txt"
+    lm.write_text("A\tENSG01\tp1\nB\tENSG02\tp2\n")
+    tg.write_text("C\tENSG03\tp3\n")
+    genes = ["ENSG03.1", "ENSG01.4", "ENSG77.1", "ENSG02.9"]
+    samples = [f"S{i}" for i in range(40)]
+    values = np.random.default_rng(5).gamma(1.0, 10.0, size=(40, 4)).astype(np.float32)
+    path = tmp_path / f"expr{suffix}"
+    if suffix == ".h5ad":
+        anndata.AnnData(values, obs=pd.DataFrame(index=samples), var=pd.DataFrame(index=genes)).write_h5ad(path)
+    elif suffix == ".csv":
+        pd.DataFrame(values, index=samples, columns=genes).to_csv(path)
+    else:
+        write_gctx(path, values, samples, genes)
+    dm = MatrixDataModule(path, lm, tg, tmp_path / "cache", source_options={"log2": True}, split=[0.5, 0.25, 0.25])
+    dm.setup()
+    logged = np.log2(values + 1)
+    scaler = dm.gene_space.landmark_scaler
+    rows = [int(s[1:]) for s in dm.sample_ids["train"]]
+    np.testing.assert_allclose(scaler.inverse(dm.splits["train"].landmarks.numpy()), logged[rows][:, [1, 3]], rtol=1e-5)
+    assert dm.gene_space.landmark_ids == ["ENSG01", "ENSG02"] and dm.gene_space.reference is None
