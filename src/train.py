@@ -11,12 +11,13 @@ from pathlib import Path
 
 import hydra
 import lightning as L
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from src.utils.config import plain_config, trainer_overrides, validate_config
+from src.utils.ddp_launch import ranks_run_this_job, wait_for_ranks
 from src.utils.instantiate import instantiate_all
 from src.utils.results import save_results, scalar_metrics, show_results
-from src.utils.wandb_mode import resolve_wandb_mode
+from src.utils.wandb_mode import resolve_wandb_mode, sweep_identity
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     output_dir = Path(cfg.paths.output_dir)
     if cfg.get("logger") and "wandb" in cfg.logger:
         resolve_wandb_mode(str(output_dir))
+        identity = sweep_identity()
+        if identity and not cfg.logger.wandb.get("group"):
+            with open_dict(cfg):
+                cfg.logger.wandb.update(identity)
 
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     datamodule.prepare_data()
@@ -55,21 +60,23 @@ def train(cfg: DictConfig) -> dict[str, float]:
     )
     for logger in loggers:
         logger.log_hyperparams(plain_config(cfg))
-    try:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        ckpt = "best" if best else None
-        metrics = {}
-        for run in (trainer.validate, trainer.test):
-            for result in run(model, datamodule=datamodule, ckpt_path=ckpt, verbose=False):
-                metrics.update(scalar_metrics(result))
-        if trainer.is_global_zero:
-            save_results(output_dir, metrics, model, best_checkpoint=best)
-    finally:
-        if any(type(lg).__name__ == "WandbLogger" for lg in loggers):
-            import wandb
+    with ranks_run_this_job(cfg):
+        try:
+            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+            best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+            ckpt = "best" if best else None
+            metrics = {}
+            for run in (trainer.validate, trainer.test):
+                for result in run(model, datamodule=datamodule, ckpt_path=ckpt, verbose=False):
+                    metrics.update(scalar_metrics(result))
+            if trainer.is_global_zero:
+                save_results(output_dir, metrics, model, best_checkpoint=best)
+        finally:
+            if any(type(lg).__name__ == "WandbLogger" for lg in loggers):
+                import wandb
 
-            wandb.finish()
+                wandb.finish()
+            wait_for_ranks(trainer)
     if trainer.is_global_zero:  # last, so that it is what the terminal ends with
         show_results(output_dir, metrics, model)
     return metrics

@@ -77,3 +77,35 @@ def test_one_command_runs_the_whole_comparison_and_writes_the_report(tmp_path, d
     for method in ("lr", "lr_l2", "lr_l1", "knn", "dgex", "egex"):
         assert f"| {method} |" in report
     assert (sweep / "synthetic_scatter_vs_lr.png").exists()
+
+
+def test_ddp_inside_a_multirun_runs_each_job_once_with_the_metrics_of_a_single_run(tmp_path, data_dir):
+    """Two processes per job: one sweep folder, one job per combination, one W&B run per job."""
+    common = ["trainer.devices=2", "debug=fast", "logger=wandb", f"paths.data_dir={data_dir}"]
+    proc = run("-m", "src.train", "-m", "model=dgex,lr", *common, f"paths.output_root={tmp_path / 'sweep'}", timeout=400)
+    (sweep,) = list((tmp_path / "sweep" / "train" / "multirun").iterdir())
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
+    assert len(jobs) == 2 and len(metrics_files(sweep)) == 2
+    assert all(len(list((job / "wandb").glob("offline-run-*"))) == 1 for job in jobs)
+    assert all((job / "train_ddp_process_1.log").exists() for job in jobs)  # rank 1 ran in its job's folder
+    assert (sweep / "summary.md").exists() and "Initializing distributed: GLOBAL_RANK: 1" in proc.stdout + proc.stderr
+    swept = {json.loads(f.read_text())["method"]: json.loads(f.read_text())["metrics"] for f in metrics_files(sweep)}
+    run("-m", "src.train", "model=dgex", *common, f"paths.output_root={tmp_path / 'single'}")
+    (single,) = metrics_files(tmp_path / "single")
+    assert json.loads(single.read_text())["metrics"] == pytest.approx(swept["dgex"], rel=1e-6)
+
+
+def test_optuna_search_with_two_processes_per_trial_samples_each_trial_once(tmp_path, data_dir):
+    common = ["debug=fast", "logger=csv", f"paths.data_dir={data_dir}"]
+    run("-m", "src.train", "hparams_search=egex_optuna", "hydra.sweeper.n_trials=3", "trainer.devices=2", *common,
+        f"paths.output_root={tmp_path / 'search'}", timeout=400)
+    (sweep,) = list((tmp_path / "search" / "train" / "multirun").iterdir())
+    summary = json.loads((sweep / "summary.json").read_text())
+    assert len(summary["jobs"]) == 3 and (sweep / "optimization_results.yaml").exists()
+    assert summary["jobs"][0]["metrics"]["val/mae"] <= summary["jobs"][-1]["metrics"]["val/mae"]
+    trial = next(job for job in summary["jobs"] if job["job"] == "0")
+    sampled = [o for o in trial["overrides"] if o.startswith("model.")]
+    assert len(sampled) == 4  # lr, latent, widths, dropout
+    run("-m", "src.train", *sampled, "trainer.devices=2", *common, f"paths.output_root={tmp_path / 'single'}")
+    (single,) = metrics_files(tmp_path / "single")
+    assert json.loads(single.read_text())["metrics"] == pytest.approx(trial["metrics"], rel=1e-6)

@@ -29,8 +29,10 @@ class GeneSpace:
     landmark_scaler: Standardizer
     target_scaler: Standardizer
     info: dict = field(default_factory=dict)
-    # Quantile normalisation's reference (landmarks and targets ranked together), if the data used one.
+    # Quantile normalisation's reference (landmarks and targets ranked together), if the data used one,
+    # and the mean sorted landmark profile after it (to rank-map landmark-only profiles at prediction).
     reference: np.ndarray | None = None
+    landmark_reference: np.ndarray | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -42,7 +44,8 @@ class GeneSpace:
             "target_std": torch.from_numpy(self.target_scaler.std),
             "eps": self.landmark_scaler.eps,
             "info": dict(self.info),
-            "reference": None if self.reference is None else torch.from_numpy(np.asarray(self.reference)),
+            "reference": _tensor(self.reference),
+            "landmark_reference": _tensor(self.landmark_reference),
         }
 
     @classmethod
@@ -54,7 +57,12 @@ class GeneSpace:
             target_scaler=Standardizer(d["target_mean"].numpy(), d["target_std"].numpy(), d["eps"]),
             info=dict(d.get("info", {})),
             reference=None if d.get("reference") is None else d["reference"].numpy(),
+            landmark_reference=None if d.get("landmark_reference") is None else d["landmark_reference"].numpy(),
         )
+
+
+def _tensor(values: np.ndarray | None) -> torch.Tensor | None:
+    return None if values is None else torch.from_numpy(np.asarray(values))
 
 
 class ExpressionDataModule(L.LightningDataModule):
@@ -111,10 +119,13 @@ class ExpressionDataModule(L.LightningDataModule):
             return
         data = self.source.load(self.max_samples, self.max_targets)
         parts = dict(zip(("train", "val", "test"), split_indices(len(data.sample_ids), self.split, self.split_seed)))
-        reference = self._quantile_normalize(data, parts["train"]) if self.quantile_normalize else None
+        reference = landmark_reference = None
+        if self.quantile_normalize:
+            reference = self._quantile_normalize(data, parts["train"])
+            landmark_reference = reference_quantiles(data.landmarks, parts["train"])
         lm = Standardizer.fit(data.landmarks, parts["train"])
         tg = Standardizer.fit(data.targets, parts["train"])
-        self.gene_space = GeneSpace(data.landmark_ids, data.target_ids, lm, tg, data.info, reference)
+        self.gene_space = GeneSpace(data.landmark_ids, data.target_ids, lm, tg, data.info, reference, landmark_reference)
         for name, idx in parts.items():
             self.splits[name] = TensorBatches(
                 torch.from_numpy(lm.transform_(data.landmarks[idx])), torch.from_numpy(tg.transform_(data.targets[idx]))

@@ -35,3 +35,26 @@ def resolve_wandb_mode(save_dir: str) -> str:
     os.environ["WANDB_MODE"] = "offline"
     log.info("W&B: no API key found, logging offline to %s/wandb (upload later with `wandb sync`)", save_dir)
     return "offline"
+
+
+def sweep_identity() -> dict | None:
+    """W&B ``group``, ``tags`` and ``name`` for a job of a Hydra multirun (None outside one).
+
+    The group is the sweep (task name and sweep folder), the tags are the job's overrides, so a
+    sweep's runs sit together in the W&B dashboard and can be filtered by any swept value.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return None
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return None
+    sweep = os.path.basename(os.path.normpath(hydra_cfg.sweep.dir))
+    overrides = list(hydra_cfg.overrides.task)
+    return {
+        "group": f"{hydra_cfg.job.name}-{sweep}",
+        "tags": [o[:64] for o in overrides],  # W&B limits tags to 64 characters
+        "name": f"{hydra_cfg.job.num}: {' '.join(overrides)}"[:128],
+    }

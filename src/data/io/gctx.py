@@ -17,6 +17,7 @@ variable-length strings; datasets may be gzip-compressed. Everything returned is
 from __future__ import annotations
 
 import os
+from contextlib import ExitStack
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -219,51 +220,97 @@ def _write_meta(f: h5py.File, group: str, ids: Sequence[str], meta: Mapping[str,
         f.create_dataset(f"{group}/{name}", data=values)
 
 
+class GCTXWriter:
+    """Write a GCTX 1.0 file block by block; it appears under its name only when :meth:`close` succeeds.
+
+    Use as a context manager: leaving the block with an exception removes the temporary file. Blocks are
+    consecutive samples (each samples x features); only one block plus the HDF5 chunk cache is in memory.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        sample_ids: Sequence[str],
+        feature_ids: Sequence[str],
+        *,
+        dtype: str | np.dtype = "float32",
+        feature_meta: Mapping[str, np.ndarray] | None = None,
+        sample_meta: Mapping[str, np.ndarray] | None = None,
+        attrs: Mapping[str, object] | None = None,
+        compression: str | None = None,
+        chunk_rows: int = 256,
+    ):
+        self.path = Path(path)
+        self.sample_ids, self.feature_ids = sample_ids, feature_ids
+        self._meta = (sample_meta, feature_meta)
+        n_samples, n_features = len(sample_ids), len(feature_ids)
+        dtype = np.dtype(dtype)
+        chunks = (min(chunk_rows, n_samples), n_features) if n_samples and n_features else None
+        # Cache two whole chunks, so blocks that end mid-chunk are completed in memory, not re-read from disk.
+        cache = max(2 * chunks[0] * chunks[1] * dtype.itemsize, 1 << 20) if chunks else 1 << 20
+        self._stack = ExitStack()
+        tmp = self._stack.enter_context(atomic_path(self.path))
+        self._file = self._stack.enter_context(h5py.File(tmp, "w", rdcc_nbytes=cache))
+        self._file.attrs["version"] = VERSION
+        for key, value in (attrs or {}).items():
+            self._file.attrs[key] = value
+        self._ds = self._file.create_dataset(
+            MATRIX, shape=(n_samples, n_features), dtype=dtype, chunks=chunks, compression=compression
+        )
+        self.done = self.blocks = 0
+
+    def write(self, block: np.ndarray) -> None:
+        """Append the next samples (rows x all features)."""
+        block = np.asarray(block)
+        n_samples, n_features = self._ds.shape
+        if block.ndim != 2 or block.shape[1] != n_features or self.done + len(block) > n_samples:
+            raise ValueError(
+                f"{self.path}: block {self.blocks} has shape {block.shape} after {self.done} samples; expected "
+                f"(rows, {n_features}) blocks whose rows add up to {n_samples} samples"
+            )
+        if len(block):
+            self._ds[self.done : self.done + len(block)] = block
+        self.done += len(block)
+        self.blocks += 1
+
+    def close(self) -> Path:
+        """Check every sample was written, add the ids and rename the file into place."""
+        if self.done != len(self.sample_ids):
+            raise ValueError(f"{self.path}: the blocks hold {self.done} samples; expected {len(self.sample_ids)} (one per sample id)")
+        _write_meta(self._file, SAMPLE_META, self.sample_ids, self._meta[0])
+        _write_meta(self._file, FEATURE_META, self.feature_ids, self._meta[1])
+        self._stack.close()
+        return self.path
+
+    def __enter__(self) -> "GCTXWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._stack.__exit__(exc_type, exc, tb)  # removes the temporary file
+
+
 def write_gctx_blocks(
     path: str | os.PathLike,
     sample_ids: Sequence[str],
     feature_ids: Sequence[str],
     blocks: Iterable[np.ndarray],
     *,
-    dtype: str | np.dtype = "float32",
-    feature_meta: Mapping[str, np.ndarray] | None = None,
-    sample_meta: Mapping[str, np.ndarray] | None = None,
-    attrs: Mapping[str, object] | None = None,
-    compression: str | None = None,
-    chunk_rows: int = 256,
     progress: Callable[[int], None] | None = None,
+    **options,
 ) -> Path:
     """Write a GCTX 1.0 file atomically from ``blocks`` of consecutive samples (each samples x features).
 
     Only one block (plus the HDF5 chunk cache) is in memory at a time, so files larger than memory can be
     written. The blocks' rows must add up to ``len(sample_ids)``; otherwise a ``ValueError`` is raised and
     no file is left behind. ``progress(n)`` is called after each block with its number of samples.
+    ``options`` are those of :class:`GCTXWriter` (dtype, metadata, attrs, compression, chunk_rows).
     """
-    n_samples, n_features = len(sample_ids), len(feature_ids)
-    dtype = np.dtype(dtype)
-    chunks = (min(chunk_rows, n_samples), n_features) if n_samples and n_features else None
-    # Cache two whole chunks, so blocks that end mid-chunk are completed in memory, not re-read from disk.
-    cache = max(2 * chunks[0] * chunks[1] * dtype.itemsize, 1 << 20) if chunks else 1 << 20
-    with atomic_path(path) as tmp, h5py.File(tmp, "w", rdcc_nbytes=cache) as f:
-        f.attrs["version"] = VERSION
-        for key, value in (attrs or {}).items():
-            f.attrs[key] = value
-        ds = f.create_dataset(MATRIX, shape=(n_samples, n_features), dtype=dtype, chunks=chunks, compression=compression)
-        done = 0
-        for number, block in enumerate(blocks):
-            block = np.asarray(block)
-            if block.ndim != 2 or block.shape[1] != n_features or done + len(block) > n_samples:
-                raise ValueError(
-                    f"{path}: block {number} has shape {block.shape} after {done} samples; expected "
-                    f"(rows, {n_features}) blocks whose rows add up to {n_samples} samples"
-                )
-            if len(block):
-                ds[done : done + len(block)] = block
-            done += len(block)
+    with GCTXWriter(path, sample_ids, feature_ids, **options) as writer:
+        for block in blocks:
+            writer.write(block)
             if progress is not None:
                 progress(len(block))
-        if done != n_samples:
-            raise ValueError(f"{path}: the blocks hold {done} samples; expected {n_samples} (one per sample id)")
-        _write_meta(f, SAMPLE_META, sample_ids, sample_meta)
-        _write_meta(f, FEATURE_META, feature_ids, feature_meta)
     return Path(path)

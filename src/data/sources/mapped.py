@@ -19,6 +19,7 @@ reference and statistics are computed from the training samples only.
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import numpy as np
@@ -105,18 +106,25 @@ class MappedMatrixSource:
         landmarks, targets = (read_gene_map(m) for m in self.maps)
         if max_targets:
             targets = targets.subset(max_targets)
+        started = time.perf_counter()
         reader = open_matrix(self.path, self.format, **self.reader_options)
         genes = match_genes(reader.feature_ids, [landmarks, targets], self.id_type, str(self.path))
         matrix, sample_ids = self._read_genes(reader, genes, max_samples)
         n_read = len(sample_ids)
+        seconds = {"read_and_map": time.perf_counter() - started}
         if self.remove_duplicates:
+            started = time.perf_counter()
             keep = self._deduplicate(matrix)
             matrix = _compact_rows(matrix, keep)
             sample_ids = [sample_ids[i] for i in keep]
+            seconds["remove_duplicates"] = time.perf_counter() - started
             log.info("Removed %d near-duplicate profiles of %d", n_read - len(keep), n_read)
         info = {
             "path": str(self.path), "id_type": genes.id_type, "log2": self.log2,
             "samples_read": n_read, "duplicates_removed": n_read - len(sample_ids),
+            # What prediction needs to map new probe-level landmark data onto these genes.
+            "landmark_probes": landmarks.probes if genes.id_type == "probe" else None,
+            "seconds": seconds,
         }
         ids = {"sample_ids": sample_ids, "landmark_ids": landmarks.ensembl_ids, "target_ids": targets.ensembl_ids}
         write_cache(cache, matrix, len(landmarks), ids, info)
