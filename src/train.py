@@ -18,6 +18,7 @@ from src.utils.ddp_launch import ranks_run_this_job, wait_for_ranks
 from src.utils.instantiate import instantiate_all
 from src.utils.results import save_results, scalar_metrics, show_results
 from src.utils.wandb_mode import resolve_wandb_mode, sweep_identity
+from src.utils.wandb_results import log_per_gene
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
                     metrics.update(scalar_metrics(result))
             if trainer.is_global_zero:
                 save_results(output_dir, metrics, model, best_checkpoint=best)
+                for logger in loggers:
+                    if type(logger).__name__ == "WandbLogger":
+                        log_per_gene(logger, output_dir)
         finally:
             if any(type(lg).__name__ == "WandbLogger" for lg in loggers):
                 import wandb

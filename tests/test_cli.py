@@ -109,3 +109,10 @@ def test_optuna_search_with_two_processes_per_trial_samples_each_trial_once(tmp_
     run("-m", "src.train", *sampled, "trainer.devices=2", *common, f"paths.output_root={tmp_path / 'single'}")
     (single,) = metrics_files(tmp_path / "single")
     assert json.loads(single.read_text())["metrics"] == pytest.approx(trial["metrics"], rel=1e-6)
+
+
+def test_submitit_local_executor_runs_a_sweep_job(tmp_path, data_dir):
+    run("-m", "src.train", "-m", "hydra/launcher=local", "model=lr", "debug=fast", "logger=csv",
+        f"paths.output_root={tmp_path}", f"paths.data_dir={data_dir}")
+    (sweep,) = list((tmp_path / "train" / "multirun").iterdir())
+    assert len(metrics_files(sweep)) == 1 and list((sweep / ".submitit").iterdir())

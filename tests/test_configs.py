@@ -84,3 +84,16 @@ def test_cross_platform_evaluation_recipes_take_the_reference_from_the_checkpoin
     assert cfg.data._target_.startswith("src.data.datamodules.") and cfg.data.reference == "geo.ckpt"
     assert cfg.data_name == data
     hydra.utils.instantiate(cfg.data, _convert_="all")
+
+
+def test_slurm_launcher_gives_one_task_and_gpu_per_device(train_config):
+    cfg = train_config("hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2")
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert (launcher.tasks_per_node, launcher.gpus_per_node, launcher.nodes) == (4, 4, 2)
+
+
+def test_optuna_search_minimises_the_validation_mae(train_config):
+    cfg = train_config("hparams_search=egex_optuna")
+    assert cfg.hydra.sweeper._target_.endswith("OptunaSweeper") and cfg.hydra.sweeper.direction == "minimize"
+    assert cfg.optimized_metric == "val/mae" and cfg.hydra.mode.name == "MULTIRUN"

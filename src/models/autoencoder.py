@@ -41,6 +41,8 @@ class TargetAutoencoder(ExpressionModel):
             n_outputs, list(widths), latent, activation_name=activation, dropout=dropout, norm=norm
         )
 
+    predicts_from_landmarks = False
+
     def model_input(self, batch) -> torch.Tensor:
         y = batch[1]
         if self.training and self.hparams.input_noise > 0:

@@ -62,6 +62,9 @@ class ExpressionModel(L.LightningModule):
         self.net: nn.Module | None = None
 
     # ----------------------------------------------------------------- what subclasses may change
+    # Whether the network maps landmarks to targets (False for the target autoencoder).
+    predicts_from_landmarks = True
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 

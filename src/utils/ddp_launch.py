@@ -22,6 +22,7 @@ from lightning.pytorch.strategies.launchers import subprocess_script as trainer_
 from omegaconf import DictConfig, OmegaConf
 
 from src.data.io.atomic import atomic_path
+from src.utils.config import plain_config
 
 JOB_CONFIG = "job_resolved"  # <run>/.hydra/job_resolved.yaml: this job, every interpolation resolved
 _DDP_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
@@ -45,7 +46,7 @@ def ranks_run_this_job(cfg: DictConfig) -> Iterator[None]:
     run_dir = Path(cfg.paths.output_dir).resolve()
     job_config = run_dir / ".hydra" / f"{JOB_CONFIG}.yaml"
     with atomic_path(job_config) as tmp:
-        tmp.write_text(OmegaConf.to_yaml(OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))))
+        tmp.write_text(OmegaConf.to_yaml(OmegaConf.create(plain_config(cfg))))
     env_before = {key: os.environ.get(key) for key in _DDP_ENV}
     launchers = (fabric_launcher, trainer_launcher)  # the Trainer's module imports the name from Fabric's
     originals = [launcher._hydra_subprocess_cmd for launcher in launchers]
