@@ -59,7 +59,33 @@ def test_wandb_runs_offline_without_a_key_and_never_prompts(tmp_path, data_dir):
                f"paths.output_root={tmp_path}", f"paths.data_dir={data_dir}", env=env, timeout=180)
     assert "W&B: no API key found, logging offline" in proc.stdout + proc.stderr
     run_dir = next((tmp_path / "train").iterdir())
-    assert list((run_dir / "wandb").glob("offline-run-*"))
+    (offline,) = list((run_dir / "wandb").glob("offline-run-*"))
+    media = offline / "files" / "media"
+    assert list(media.glob("table/test/per_gene_*.table.json"))  # the per-gene table
+    assert list(media.glob("images/test/per_gene_histograms_*.png"))  # and its figure
+    (log,) = list(offline.glob("run-*.wandb"))
+    assert b"optimizer" in log.read_bytes() and b"max_epochs" in log.read_bytes()  # the composed config
+
+
+def test_the_wandb_api_key_never_reaches_logs_or_saved_configs(tmp_path, data_dir):
+    key = "0123456789abcdef0123456789abcdef01234567"
+    env = {**os.environ, "WANDB_API_KEY": key, "WANDB_MODE": "offline"}
+    proc = run("-m", "src.train", "debug=fast", "logger=wandb", "model=lr",
+               f"paths.output_root={tmp_path}", f"paths.data_dir={data_dir}", env=env, timeout=180)
+    assert key not in proc.stdout + proc.stderr
+    leaks = [p for p in tmp_path.rglob("*") if p.is_file() and key.encode() in p.read_bytes()]
+    assert not leaks
+
+
+def test_one_and_two_devices_give_the_same_validation_mae_for_the_same_global_batch(tmp_path, data_dir):
+    maes = []
+    for devices in (1, 2):
+        out = tmp_path / f"devices{devices}"
+        run("-m", "src.train", "model=egex", "debug=fast", "logger=none", f"trainer.devices={devices}",
+            f"paths.output_root={out}", f"paths.data_dir={data_dir}")
+        (metrics,) = metrics_files(out)
+        maes.append(json.loads(metrics.read_text())["metrics"]["val/mae"])
+    assert maes[1] == pytest.approx(maes[0], rel=1e-4)
 
 
 def test_eval_command_line(tmp_path, data_dir):
