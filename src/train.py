@@ -13,7 +13,7 @@ import hydra
 import lightning as L
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from src.utils.config import plain_config, trainer_overrides, validate_config
+from src.utils.config import plain_config, resolve_ckpt_path, trainer_overrides, validate_config
 from src.utils.ddp_launch import ranks_run_this_job, wait_for_ranks
 from src.utils.instantiate import instantiate_all
 from src.utils.results import save_results, scalar_metrics, show_results
@@ -30,6 +30,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     ``cfg.paths.output_dir`` (process 0 only) and returns the metrics.
     """
     validate_config(cfg)
+    ckpt_path = resolve_ckpt_path(cfg)
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
     if cfg.get("logger") and "wandb" in cfg.logger:
@@ -63,7 +64,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         logger.log_hyperparams(plain_config(cfg))
     with ranks_run_this_job(cfg):
         try:
-            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
             best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
             ckpt = "best" if best else None
             metrics = {}

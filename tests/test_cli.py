@@ -142,3 +142,18 @@ def test_submitit_local_executor_runs_a_sweep_job(tmp_path, data_dir):
         f"paths.output_root={tmp_path}", f"paths.data_dir={data_dir}")
     (sweep,) = list((tmp_path / "train" / "multirun").iterdir())
     assert len(metrics_files(sweep)) == 1 and list((sweep / ".submitit").iterdir())
+
+
+def test_a_run_killed_mid_epoch_resumes_from_last_and_ends_as_if_never_interrupted(tmp_path, data_dir):
+    args = ["-m", "src.train", "model=dgex", "debug=fast", "trainer.max_epochs=4", "logger=none",  # dropout 0.1
+            f"paths.data_dir={data_dir}"]
+    run(*args, f"paths.output_root={tmp_path / 'whole'}")
+    (whole,) = metrics_files(tmp_path / "whole")
+    folder = tmp_path / "killed"
+    # 48 steps per epoch (2,400 samples / 50): step 120 is in the middle of the third epoch.
+    proc = subprocess.run([sys.executable, *args, f"hydra.run.dir={folder}", "+callbacks.kill._target_=tests.faults.KillAtStep",
+                           "+callbacks.kill.step=120"], cwd=REPO, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == -9 and not (folder / "metrics.json").exists()
+    assert not list((folder / "checkpoints").glob(".*.tmp"))  # no half-written checkpoint under a real name
+    run(*args, f"hydra.run.dir={folder}", "ckpt_path=last")
+    assert json.loads((folder / "metrics.json").read_text())["metrics"] == json.loads(whole.read_text())["metrics"]

@@ -105,10 +105,17 @@ class ExpressionModel(L.LightningModule):
             "gene_space": self.gene_space.to_dict() if self.gene_space else None,
             "data_config": self.data_config,
             "names": dict(self.names),
+            # Random state at the checkpoint (dropout masks, noise), so a resumed run continues the same stream.
+            "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         meta = checkpoint.get("gexinfer") or {}
+        resuming = self._trainer is not None and self.trainer.state.fn == "fit"
+        if resuming and meta.get("rng"):
+            torch.set_rng_state(meta["rng"]["torch"])
+            if torch.cuda.is_available() and len(meta["rng"]["cuda"]) == torch.cuda.device_count():
+                torch.cuda.set_rng_state_all(meta["rng"]["cuda"])
         if meta.get("gene_space"):
             self.gene_space = GeneSpace.from_dict(meta["gene_space"])
         self.data_config = meta.get("data_config")

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from src.utils.checkpoint_io import AtomicCheckpointIO
+
 
 def validate_config(cfg: DictConfig) -> None:
     """Raise ``ValueError`` for settings that would otherwise fail late or silently do the wrong thing."""
@@ -24,19 +26,35 @@ def validate_config(cfg: DictConfig) -> None:
                 f"{world} processes (trainer.devices x trainer.num_nodes)"
             )
     ckpt = cfg.get("ckpt_path")
-    if ckpt and not Path(ckpt).is_file():
+    if ckpt and ckpt != "last" and not Path(ckpt).is_file():
         raise FileNotFoundError(f"ckpt_path={ckpt}: no such checkpoint file")
 
 
 def trainer_overrides(cfg: DictConfig, model) -> dict:
-    """Trainer arguments that depend on the model: DDP that tolerates parameters without gradients
-    for models trained in stages (E-GEX), when the user left the strategy to Lightning or asked for plain ddp."""
+    """Trainer arguments we always add: atomic checkpoint writes, and DDP that tolerates parameters without
+    gradients for models trained in stages (E-GEX), when the user left the strategy to Lightning or asked for plain ddp."""
+    overrides = {"plugins": [AtomicCheckpointIO()]}  # checkpoints are written atomically
     strategy = cfg.trainer.get("strategy", "auto")
     if getattr(model, "has_unused_parameters", False) and strategy in ("auto", "ddp"):
         devices, nodes = cfg.trainer.get("devices", 1), cfg.trainer.get("num_nodes", 1) or 1
         if not (isinstance(devices, int) and devices * nodes == 1):
-            return {"strategy": "ddp_find_unused_parameters_true"}
-    return {}
+            overrides["strategy"] = "ddp_find_unused_parameters_true"
+    return overrides
+
+
+def resolve_ckpt_path(cfg: DictConfig) -> str | None:
+    """``ckpt_path`` as a file: ``last`` means this run folder's ``checkpoints/last.ckpt`` (resume an
+    interrupted run with its overrides plus ``hydra.run.dir=<its folder> ckpt_path=last``)."""
+    ckpt = cfg.get("ckpt_path")
+    if ckpt != "last":
+        return ckpt
+    last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    if not last.is_file():
+        raise FileNotFoundError(
+            f"ckpt_path=last: no {last}; to resume an interrupted run, pass its folder too: "
+            "hydra.run.dir=outputs/train/<run> ckpt_path=last (or give the checkpoint's path)"
+        )
+    return str(last)
 
 
 def plain_config(cfg: DictConfig) -> dict:

@@ -1,0 +1,17 @@
+"""Fault injection for reliability tests, added to a run through the config (never part of the product)."""
+
+import os
+import signal
+
+from lightning.pytorch.callbacks import Callback
+
+
+class KillAtStep(Callback):
+    """SIGKILL this process right after optimisation step ``step`` (no cleanup, like an OOM kill or a lost node)."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGKILL)
