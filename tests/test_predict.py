@@ -98,3 +98,17 @@ def test_input_lacking_landmarks_or_with_nan_is_refused_and_nothing_is_written(t
     with pytest.raises(ValueError, match=rf"nan.gctx: 1 unusable landmark values .* sample {samples[5]} feature {genes[2]}"):
         _predict(tmp_path, ckpt, nan, tmp_path / "out.gctx", "block_size=4")
     assert not list(tmp_path.glob("out*")) and not list(tmp_path.glob(".out*"))
+
+
+def test_a_failed_prediction_leaves_an_earlier_output_intact(tmp_path, trained):
+    ckpt, landmarks, samples, space, _ = trained
+    genes = list(space.landmark_ids)
+    good = _write_input(tmp_path / "good.gctx", landmarks, samples, genes)
+    (out, _) = _predict(tmp_path, ckpt, good, tmp_path / "out.gctx")
+    before = out.read_bytes()
+    broken = landmarks.copy()
+    broken[-1, 0] = np.inf  # fails in the last block, after earlier blocks were written
+    bad = _write_input(tmp_path / "bad.gctx", broken, samples, genes)
+    with pytest.raises(ValueError, match="unusable landmark values"):
+        _predict(tmp_path, ckpt, bad, tmp_path / "out.gctx", "block_size=5")
+    assert out.read_bytes() == before and not list(tmp_path.glob(".out*"))

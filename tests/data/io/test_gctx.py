@@ -79,3 +79,14 @@ def test_hdf5_without_gctx_layout_fails_clearly(tmp_path):
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.gctx"):
         read_header(tmp_path / "nope.gctx")
+
+
+def test_a_matrix_of_the_wrong_dtype_fails_clearly(tmp_path):
+    path = tmp_path / "strings.gctx"
+    with h5py.File(path, "w") as f:
+        f.attrs["version"] = "GCTX1.0"
+        f.create_dataset("0/DATA/0/matrix", data=np.array([[b"a", b"b"]], dtype="S1"))
+        f.create_dataset("0/META/COL/id", data=np.array([b"s1"]))
+        f.create_dataset("0/META/ROW/id", data=np.array([b"g1", b"g2"]))
+    with pytest.raises(ValueError, match=r"strings.gctx: matrix has dtype \|S1; expected a numeric"):
+        read_header(path)

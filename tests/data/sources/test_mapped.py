@@ -152,3 +152,13 @@ def test_real_maps_on_real_gpl96(gpl96, tmp_path):
     assert data.landmarks.shape == (57, 943) and data.targets.shape == (57, 9520)
     assert data.info["id_type"] == "probe"
     assert data.landmark_ids == read_gene_map(maps[0]).ensembl_ids
+
+
+def test_a_corrupted_cache_is_named_with_the_fix(tmp_path, maps):
+    path = _gctx(tmp_path / "geo.gctx", np.random.default_rng(7).normal(8, 2, size=(6, len(PROBES))))
+    source = _source(path, maps, tmp_path)
+    source.prepare()
+    cache = source.cache_path()
+    cache.write_bytes(cache.read_bytes()[:200])  # e.g. a disk that filled up after the rename
+    with pytest.raises(ValueError, match=r"geo_.*\.h5: unreadable data cache .*delete it"):
+        source.load()
