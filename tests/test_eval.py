@@ -1,6 +1,7 @@
 import json
 
 import pytest
+import torch
 
 from src.eval import evaluate
 from src.models.checkpoint import read_checkpoint
@@ -89,3 +90,14 @@ def test_a_geo_model_is_tested_on_1000g_and_gtex_files_as_published(train_config
         assert 0 < metrics["test/mae"] < 0.6, experiment  # the mean predictor scores about 0.85 here
         saved = json.load(open(f"{ecfg.paths.output_dir}/metrics.json"))
         assert saved["data"] == experiment.split("_")[-1]
+
+
+class Payload:
+    """Stands for any object whose unpickling could run code."""
+
+
+def test_checkpoints_load_without_unpickling_arbitrary_objects(tmp_path):
+    path = tmp_path / "pickled.ckpt"
+    torch.save({"gexinfer": {}, "state_dict": {}, "payload": Payload()}, path)
+    with pytest.raises(ValueError, match="pickled.ckpt: not a readable checkpoint .*Weights only load failed"):
+        read_checkpoint(path)
