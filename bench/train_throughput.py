@@ -60,6 +60,8 @@ def sync() -> None:
 
 def quiet() -> None:
     """Silence Lightning's start-up messages and warnings about the benchmark's own settings."""
+    import lightning  # noqa: F401  (it sets its loggers' levels when imported)
+
     for name in ("lightning", "lightning.pytorch", "lightning.fabric", "src"):
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module="lightning")

@@ -55,7 +55,7 @@ def test_multirun_has_one_sweep_folder_and_a_metrics_file_per_job(tmp_path, data
 def test_wandb_runs_offline_without_a_key_and_never_prompts(tmp_path, data_dir):
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     env["HOME"] = str(tmp_path / "home")  # no ~/.netrc credentials
-    proc = run("-m", "src.train", "debug=fast", "logger=wandb",
+    proc = run("-m", "src.train", "debug=fast", "logger=wandb", "logger.wandb.log_model=true",
                f"paths.output_root={tmp_path}", f"paths.data_dir={data_dir}", env=env, timeout=180)
     assert "W&B: no API key found, logging offline" in proc.stdout + proc.stderr
     run_dir = next((tmp_path / "train").iterdir())
@@ -65,6 +65,7 @@ def test_wandb_runs_offline_without_a_key_and_never_prompts(tmp_path, data_dir):
     assert list(media.glob("images/test/per_gene_histograms_*.png"))  # and its figure
     (log,) = list(offline.glob("run-*.wandb"))
     assert b"optimizer" in log.read_bytes() and b"max_epochs" in log.read_bytes()  # the composed config
+    assert f"model-{offline.name.rsplit('-', 1)[1]}".encode() in log.read_bytes()  # checkpoints as an artifact
 
 
 def test_the_wandb_api_key_never_reaches_logs_or_saved_configs(tmp_path, data_dir):
