@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from src.data.batches import IndexBatchSampler, TensorBatches, index_loader
-from src.data.preprocess import Standardizer, rank_map, reference_quantiles, split_indices
+from src.data.preprocess import Standardizer, permute_rows_, rank_map, reference_quantiles, split_indices
 from src.data.sources.base import ExpressionSource
 from src.utils.progress import progress_bar
 
@@ -118,22 +118,30 @@ class ExpressionDataModule(L.LightningDataModule):
         if self.splits:
             return
         data = self.source.load(self.max_samples, self.max_targets)
-        parts = dict(zip(("train", "val", "test"), split_indices(len(data.sample_ids), self.split, self.split_seed)))
+        parts = split_indices(len(data.sample_ids), self.split, self.split_seed)
+        # Reorder the rows in place to train | val | test, so every split is a view, not a copy.
+        order = np.concatenate(parts)
+        for matrix in (data.landmarks, data.targets):
+            permute_rows_(matrix, order)
+        sample_ids = [data.sample_ids[i] for i in order]
+        bounds = np.cumsum([0, *map(len, parts)])
+        rows = {name: slice(bounds[k], bounds[k + 1]) for k, name in enumerate(("train", "val", "test"))}
+        train = np.arange(len(parts[0]))
         reference = landmark_reference = None
         if self.quantile_normalize:
-            reference = self._quantile_normalize(data, parts["train"])
-            landmark_reference = reference_quantiles(data.landmarks, parts["train"])
-        lm = Standardizer.fit(data.landmarks, parts["train"])
-        tg = Standardizer.fit(data.targets, parts["train"])
+            reference = self._quantile_normalize(data, train)
+            landmark_reference = reference_quantiles(data.landmarks, train)
+        lm = Standardizer.fit(data.landmarks, train)
+        tg = Standardizer.fit(data.targets, train)
         self.gene_space = GeneSpace(data.landmark_ids, data.target_ids, lm, tg, data.info, reference, landmark_reference)
-        for name, idx in parts.items():
-            self.splits[name] = TensorBatches(
-                torch.from_numpy(lm.transform_(data.landmarks[idx])), torch.from_numpy(tg.transform_(data.targets[idx]))
-            )
-            self.sample_ids[name] = [data.sample_ids[i] for i in idx]
+        lm.transform_(data.landmarks)
+        tg.transform_(data.targets)
+        for name, part in rows.items():
+            self.splits[name] = TensorBatches(torch.from_numpy(data.landmarks[part]), torch.from_numpy(data.targets[part]))
+            self.sample_ids[name] = sample_ids[part]
         log.info(
             "Data: %d landmarks, %d targets; %d train / %d val / %d test samples",
-            len(data.landmark_ids), len(data.target_ids), *(len(parts[k]) for k in ("train", "val", "test")),
+            len(data.landmark_ids), len(data.target_ids), *map(len, parts),
         )
 
     @staticmethod

@@ -57,6 +57,27 @@ def split_indices(n: int, split: Sequence[float], seed: int) -> tuple[np.ndarray
     return order[:n_train], order[n_train : n_train + n_val], order[n_train + n_val :]
 
 
+def permute_rows_(matrix: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Reorder rows in place so that row ``i`` becomes the former row ``order[i]`` (one spare row of memory)."""
+    order = np.asarray(order)
+    if sorted(order.tolist()) != list(range(len(matrix))):
+        raise ValueError(f"order must be a permutation of the {len(matrix)} rows")
+    done = np.zeros(len(order), dtype=bool)
+    for start in range(len(order)):
+        if done[start]:
+            continue
+        spare, i = matrix[start].copy(), start
+        while True:  # follow the cycle through start
+            done[i] = True
+            j = order[i]
+            if j == start:
+                matrix[i] = spare
+                break
+            matrix[i] = matrix[j]
+            i = j
+    return matrix
+
+
 def column_moments(matrix: np.ndarray, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per-column mean and standard deviation over ``rows`` (all if None), in float64, block by block."""
     rows = np.arange(len(matrix)) if rows is None else np.asarray(rows)

@@ -91,3 +91,15 @@ def test_standardizer_statistics_come_from_the_training_rows_only():
     np.testing.assert_allclose(scaler.std, matrix[:2500].std(0), rtol=1e-5)
     copy = matrix.copy()
     np.testing.assert_allclose(scaler.transform_(copy), scaler.transform(matrix), atol=1e-6)
+
+
+def test_rows_are_permuted_in_place():
+    from src.data.preprocess import permute_rows_
+
+    matrix = np.arange(40, dtype=np.float32).reshape(10, 4)
+    order = np.random.default_rng(0).permutation(10)
+    expected = matrix[order]
+    assert permute_rows_(matrix, order) is matrix
+    np.testing.assert_array_equal(matrix, expected)
+    with pytest.raises(ValueError, match="permutation"):
+        permute_rows_(matrix, [0, 0, 1, 2, 3, 4, 5, 6, 7, 8])
