@@ -13,6 +13,7 @@ import hydra
 import lightning as L
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from src.utils.allocator import keep_freed_memory
 from src.utils.config import plain_config, resolve_ckpt_path, trainer_overrides, validate_config
 from src.utils.ddp_launch import ranks_run_this_job, wait_for_ranks
 from src.utils.instantiate import instantiate_all
@@ -43,6 +44,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     datamodule.prepare_data()
     datamodule.setup("fit")
+    if cfg.get("keep_freed_memory", True):
+        keep_freed_memory()  # after the data are loaded: steps stop refaulting their memory (src/utils/allocator.py)
     model = hydra.utils.instantiate(
         cfg.model, n_inputs=datamodule.n_landmarks, n_outputs=datamodule.n_targets, _convert_="all"
     )

@@ -95,11 +95,14 @@ class EGEX(ExpressionModel):
             epoch -= n
         return STAGES[-1]
 
+    def on_train_epoch_start(self) -> None:
+        super().on_train_epoch_start()
+        self.log("train/stage", float(STAGES.index(self.stage)), on_step=False, on_epoch=True)
+
     def training_loss(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = batch
         encoder, decoder, mlp = self.encoder, self.net.decoder, self.net.mlp
         stage = self.stage
-        self.log("train/stage", float(STAGES.index(stage)), on_step=False, on_epoch=True, batch_size=len(y))
         if stage == "autoencoder":
             noisy = y + self.hparams.input_noise * torch.randn_like(y) if self.hparams.input_noise > 0 else y
             pred = decoder(encoder(noisy))
