@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: train test compare install clean
+.PHONY: train test compare bench install clean
 
 # Installs the project (editable) with its test tools; reruns only when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -27,6 +27,11 @@ test: $(STAMP)
 ## Every baseline, D-GEX and E-GEX on the synthetic data, then the report (outputs/compare/<time>/report.md).
 compare: $(STAMP)
 	$(BIN)/python -m src.train experiment=compare $(ARGS)
+
+## Every benchmark in bench/ (GEO preprocessing, training throughput, memory), results in docs/BENCHMARKS.md.
+## `make bench ARGS=--quick` checks in a few minutes that they all run.
+bench: $(STAMP)
+	$(BIN)/python bench/run_all.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) outputs/runs outputs/multiruns outputs/data

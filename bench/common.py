@@ -39,10 +39,12 @@ def run_child(code: str, *args: str) -> dict:
 
 
 def peak_rss_gib() -> float:
-    """Peak resident memory of this process so far (Linux reports KiB)."""
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    """Peak resident memory of this process so far (``VmHWM``; unlike ``ru_maxrss`` it does not start at
+    the parent's size when the process was forked)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 2**20
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def write_section(name: str, body: str) -> Path:

@@ -11,13 +11,14 @@ phase's peak is its own). Results go into the ``memory-scaling`` section of docs
    default E-GEX), each trained ``--steps`` steps with SGD (momentum 0.5) and with Adam, fused where
    the optimizer supports it on this device.
 2. The default E-GEX trained ``--epochs`` epochs on ``data.max_samples`` 3,000 / 6,000 / 12,000 and
-   ``data.max_targets`` 2,000 / 5,000 / 9,520: epoch time and peak memory.
+   ``data.max_targets`` 2,000 / 5,000 / 9,520: epoch time and peak memory (``--quick``: the ends only).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -29,34 +30,32 @@ from train_throughput import MODELS, compose, device  # noqa: E402
 
 CHILD = """
 import json, statistics, sys, time
-from pathlib import Path
-from bench.common import peak_rss_gib
+from bench.memory_scaling import peak_gib, reset_peak, rss_gib
 from bench.train_throughput import quiet, compose, build_data, build_model, make_trainer, StepTimer
+from lightning.pytorch.callbacks import Callback
 
-def reset_peak():
-    Path("/proc/self/clear_refs").write_text("5")  # resets the peak RSS counter (Linux >= 4.0)
-
-def rss_gib():
-    return int(Path("/proc/self/statm").read_text().split()[1]) * 4096 / 2**30
+class StepPeak(Callback):
+    def on_train_batch_end(self, *args):
+        self.peak = peak_gib()  # the training phase's peak over its steps so far
 
 quiet()
 overrides, steps, epochs = json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-out = {"imports_gib": rss_gib()}
+out = {"imports_gib": peak_gib()}
 cfg = compose(overrides)
 reset_peak()
 datamodule = build_data(cfg)
-out["data_peak_gib"], out["after_data_gib"] = peak_rss_gib(), rss_gib()
+out["data_peak_gib"], out["after_data_gib"] = peak_gib(), rss_gib()
 out["data_bytes"] = sum(t.landmarks.nbytes + t.targets.nbytes for t in datamodule.splits.values())
 out["n_train"] = len(datamodule.splits["train"])
 reset_peak()
 model = build_model(cfg, datamodule)
-timer = StepTimer()
+timer, probe = StepTimer(), StepPeak()
 extra = {"max_epochs": epochs} if epochs else {}
-trainer = make_trainer(cfg, model, [timer], max_steps=steps or -1, **extra)
+trainer = make_trainer(cfg, model, [timer, probe], max_steps=steps or -1, **extra)
 t = time.perf_counter()
 trainer.fit(model, datamodule=datamodule)
 out["fit_seconds"] = time.perf_counter() - t
-out["train_peak_gib"] = peak_rss_gib()
+out["train_peak_gib"], out["steps_peak_gib"] = peak_gib(), probe.peak
 params = [p for p in model.parameters()]
 out["param_bytes"] = sum(p.nbytes for p in params)
 out["grad_bytes"] = sum(p.grad.nbytes for p in params if p.grad is not None)
@@ -66,13 +65,30 @@ out["optimizer"] = type(trainer.optimizers[0]).__name__
 out["fused"] = bool(trainer.optimizers[0].defaults.get("fused"))
 out["steps"] = len(timer.step_times)
 out["epoch_times"] = timer.epoch_times
-out["step_seconds"] = statistics.median(timer.step_times[1:] or timer.step_times) if timer.step_times else None
 print(json.dumps(out))
 """
 
 SAMPLES = [3000, 6000, 12000]
 TARGETS = [2000, 5000, 9520]
 GIB = 2**30
+
+
+def peak_gib() -> float:
+    """This process's peak resident memory (VmHWM). Not ``common.peak_rss_gib``: ``getrusage``'s
+    ``ru_maxrss`` of a child starts at the parent's resident memory at fork, so a child of a large
+    parent would report the parent's size."""
+    status = Path("/proc/self/status").read_text().splitlines()
+    return int(next(line for line in status if line.startswith("VmHWM")).split()[1]) / 2**20
+
+
+def rss_gib() -> float:
+    """This process's current resident memory."""
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**30
+
+
+def reset_peak() -> None:
+    """Restart the peak counter at the current resident memory (Linux >= 4.0), to measure one phase."""
+    Path("/proc/self/clear_refs").write_text("5")
 
 
 def fused_available(optimizer: str) -> bool:
@@ -94,7 +110,7 @@ def optimizer_overrides(model: str, optimizer: str) -> list[str]:
     conf = compose(MODELS[model][1]).model.optimizer
     out = [f"model.optimizer._target_=torch.optim.{optimizer}"]
     if optimizer == "SGD":
-        out.append(("model.optimizer.momentum=0.5" if "momentum" in conf else "+model.optimizer.momentum=0.5"))
+        out.append("model.optimizer.momentum=0.5" if "momentum" in conf else "+model.optimizer.momentum=0.5")
     elif "momentum" in conf:
         out.append("~model.optimizer.momentum")
     fused = str(fused_available(optimizer)).lower()
@@ -122,7 +138,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5, help="training steps per model x optimizer measurement")
     parser.add_argument("--epochs", type=int, default=2, help="epochs per scaling point (the last ones are timed)")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
-    parser.add_argument("--quick", action="store_true", help="a check that everything runs: --steps 2 --epochs 1")
+    parser.add_argument("--quick", action="store_true",
+                        help="a check that everything runs: --steps 2 --epochs 1, scaling at 2 sample and 2 target counts")
     args = parser.parse_args()
     if args.quick:
         args.steps, args.epochs = 2, 1
@@ -135,7 +152,8 @@ def main() -> None:
             memory.append({"model": model, **r})
 
     scaling = []
-    points = [(n, TARGETS[-1]) for n in SAMPLES] + [(SAMPLES[-1], t) for t in TARGETS[:-1]]
+    samples, targets = ([SAMPLES[0], SAMPLES[-1]], [TARGETS[0], TARGETS[-1]]) if args.quick else (SAMPLES, TARGETS)
+    points = [(n, targets[-1]) for n in samples] + [(samples[-1], t) for t in targets[:-1]]
     for n, t in points:
         r = child(["model=egex", f"data.max_samples={n}", f"data.max_targets={t}"], epochs=args.epochs)
         scaling.append({"samples": n, "targets": t, **r})
@@ -151,18 +169,19 @@ def gib(x: float) -> str:
 def report(memory: list[dict], scaling: list[dict], args, elapsed: float) -> str:
     base = statistics.median(r["imports_gib"] for r in memory + scaling)
     rows = [
-        "| Model | Optimizer | Parameters | Peak RSS | Peak while loading data | Peak while training "
-        "| Params + grads + optimizer state | Data tensors | Rest of the training peak |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| Model | Optimizer | Parameters | Peak RSS | Loading the data | Training steps | Epoch end "
+        "| Params + grads + optimizer state | Data tensors | Rest of the steps' peak |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in memory:
         model_bytes = r["param_bytes"] + r["grad_bytes"] + r["state_bytes"]
-        rest = r["train_peak_gib"] * GIB - r["after_data_gib"] * GIB - model_bytes
+        rest = r["steps_peak_gib"] * GIB - r["after_data_gib"] * GIB - model_bytes
         rows.append(
             f"| {MODELS[r['model']][0]} | {r['optimizer']}{' (fused)' if r['fused'] else ''} | "
             f"{r['param_bytes'] / 4 / 1e6:.1f} M | **{r['peak_gib']:.2f} GiB** | {r['data_peak_gib']:.2f} GiB | "
-            f"{r['train_peak_gib']:.2f} GiB | {gib(r['param_bytes'])} + {gib(r['grad_bytes'])} + {gib(r['state_bytes'])} "
-            f"= {gib(model_bytes)} GiB | {gib(r['data_bytes'])} GiB | {gib(rest)} GiB |"
+            f"{r['steps_peak_gib']:.2f} GiB | {r['train_peak_gib']:.2f} GiB | {gib(r['param_bytes'])} + "
+            f"{gib(r['grad_bytes'])} + {gib(r['state_bytes'])} = {gib(model_bytes)} GiB | {gib(r['data_bytes'])} GiB "
+            f"| {gib(rest)} GiB |"
         )
 
     def epoch_time(r):
@@ -196,10 +215,12 @@ def report(memory: list[dict], scaling: list[dict], args, elapsed: float) -> str
         f"(12,000 samples x (943 + 9,520) genes x 4 bytes, all three splits in memory), parameters + gradients + "
         f"Adam's two moments {gib(full_model)} GiB (4 x {full['param_bytes'] / 4 / 1e6:.1f} M x 4 bytes), activations of a "
         f"batch of {batch} about {activations / 2**20:.0f} MiB. The data tensors dominate E-GEX's memory, and loading "
-        f"them is the peak: `setup` reads the file as one float32 array, standardises it and copies each split out of "
-        f"it, so for a moment the data exists twice (peak while loading {full['data_peak_gib']:.2f} GiB against "
-        f"{full['after_data_gib']:.2f} GiB after it). The data grow with samples x (landmarks + targets), the "
-        f"parameters with targets only (E-GEX's 1,024 x targets output layer).",
+        f"them is the process's peak: while the file is read and rearranged, more than one copy of the data exists "
+        f"for a moment (peak while loading "
+        f"{full['data_peak_gib']:.2f} GiB, {(full['data_peak_gib'] - full['imports_gib']) * GIB / full['data_bytes']:.1f} "
+        f"times the data tensors above the imports, against {full['after_data_gib']:.2f} GiB once loaded). Training "
+        f"adds only the model's {gib(full_model)} GiB and the activations. The data grow with samples x (landmarks + "
+        f"targets), the parameters with targets only (E-GEX's 1,024 x targets output layer).",
     ]
     if largest:
         lm = largest["param_bytes"] + largest["grad_bytes"] + largest["state_bytes"]
@@ -208,6 +229,14 @@ def report(memory: list[dict], scaling: list[dict], args, elapsed: float) -> str
             f"and optimizer state ({gib(lm)} GiB) dominate: each float32 parameter costs 8 bytes plus 4 (SGD with "
             f"momentum) or 8 (Adam) bytes of optimizer state, 12 or 16 bytes in all. Activations stay small at batch "
             f"200 (a 9,000-wide layer is 7 MiB per tensor), so switching SGD to Adam adds one parameter-sized buffer."
+        )
+    dgex = [r for r in memory if r["model"].startswith("dgex")]
+    if dgex:
+        extra = statistics.median(r["train_peak_gib"] - r["steps_peak_gib"] for r in dgex)
+        notes.append(
+            f"**D-GEX's epoch end.** D-GEX's learning-rate rule (`DGEX.on_train_epoch_end`) keeps a copy of 5,000 "
+            f"training samples on the device (0.19 GiB here) and measures their MAE chunk by chunk; the epoch end's "
+            f"peak is {extra:+.2f} GiB against the steps' peak (median over the D-GEX rows)."
         )
     if n_big is not None and n_small is not n_big:
         per_small = epoch_time(n_small) / n_small["n_train"]
@@ -229,7 +258,8 @@ def report(memory: list[dict], scaling: list[dict], args, elapsed: float) -> str
         mode + f"Machine: {machine()}; device {device()}.",
         "",
         "Every row is a fresh process building what `src.train` builds (logger off, no checkpoints, no validation), "
-        "default synthetic data, batch 200. Peak RSS is the process's highest resident memory; the kernel's peak "
+        "default synthetic data, batch 200, with `src.train`'s `keep_freed_memory: true` (glibc keeps memory freed "
+        "after loading the data). Peak RSS is the process's highest resident memory (VmHWM); the kernel's peak "
         "counter is reset after the imports and after loading the data, so the phase columns are each phase's own "
         f"peak. Total {elapsed / 60:.1f} min.",
         "",
@@ -237,9 +267,10 @@ def report(memory: list[dict], scaling: list[dict], args, elapsed: float) -> str
         "",
         *rows,
         "",
-        "*Rest of the training peak*: the training phase's peak above the memory held after loading the data, minus "
-        "parameters, gradients and optimizer state: activations, temporaries of the backward pass and the "
-        "allocator's slack.",
+        "*Loading the data*, *Training steps*, *Epoch end*: the peak of each phase (imports, then `setup`, then the "
+        "training steps, then the end of the (cut-short) epoch, which includes the model's `on_train_epoch_end`). "
+        "*Rest of the steps' peak*: the steps' peak above the memory held after loading the data, minus parameters, "
+        "gradients and optimizer state: activations, temporaries of the backward pass and the allocator's slack.",
         "",
         f"### E-GEX: epoch time and memory against samples and targets ({args.epochs} epoch(s) per point"
         + (", the later ones timed)" if args.epochs > 1 else ")"),

@@ -101,6 +101,7 @@ class DGEX(ExpressionModel):
 
     def on_train_epoch_end(self) -> None:
         """D-GEX's rule: decay every learning rate when the training-subset MAE went up."""
+        super().on_train_epoch_end()
         if self.hparams.decay_factor >= 1.0:
             return
         x, y = self._training_subset()

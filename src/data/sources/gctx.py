@@ -57,16 +57,19 @@ class GCTXSource:
         if n == 0:
             raise GCTXError(f"{self.path}: the file holds no samples")
         columns = np.concatenate([lm_cols, tg_cols])
-        out = np.empty((n, len(columns)), dtype=np.float32)
+        n_lm = len(lm_cols)
+        # Each block goes straight into its two arrays: no combined copy of the data.
+        landmarks = np.empty((n, n_lm), dtype=np.float32)
+        targets = np.empty((n, len(tg_cols)), dtype=np.float32)
         for rows, block in iter_blocks(self.path, columns, self.block_size):
             if rows.start >= n:
                 break
             stop = min(rows.stop, n)
-            out[rows.start : stop] = block[: stop - rows.start]
-        n_lm = len(lm_cols)
+            landmarks[rows.start : stop] = block[: stop - rows.start, :n_lm]
+            targets[rows.start : stop] = block[: stop - rows.start, n_lm:]
         return ExpressionData(
-            landmarks=np.ascontiguousarray(out[:, :n_lm]),
-            targets=np.ascontiguousarray(out[:, n_lm:]),
+            landmarks=landmarks,
+            targets=targets,
             sample_ids=list(header.sample_ids[:n]),
             landmark_ids=self.landmark_ids,
             target_ids=target_ids,
