@@ -441,8 +441,8 @@ def report(rows: list[dict], peaks: dict, data: dict, allocator: dict | None, ar
             + ", ".join(f"{1000 * (1 / r['ours'] - 1 / r['plain']):+.1f} ms ({r['label']}, {r['precision']})" for r in rows)
             + " more than plain. What ours does per step beyond the plain loop is a fixed cost of a few milliseconds,"
             " so it matters only for the fast steps (E-GEX, bf16): Lightning's loop (hooks, the optimizer closure,"
-            " the data fetcher), and `ExpressionModel.training_step`'s `train/loss` log and `train/mae` torchmetrics"
-            " update over the 200 x 9,520 predictions. Both paths share the process, the threads, the allocator"
+            " the data fetcher), and `ExpressionModel.training_step`'s `train/loss` log and its running"
+            " sum of the absolute error over the 200 x 9,520 predictions (for `train/mae`). Both paths share the process, the threads, the allocator"
             " settings and the data tensors, and alternate, so machine load hits them alike; the per-round values are"
             " in the script's output."
         )
