@@ -56,8 +56,7 @@ def predict(cfg: DictConfig) -> list[Path]:
     if id_type == "auto" and not space.info.get("landmark_probes"):
         id_type = "ensembl"  # the model knows its landmarks by gene id only
     genes = match_genes(reader.feature_ids, [landmark_map(model, cfg.ckpt_path)], id_type, str(cfg.input))
-    needed = np.unique(genes.columns)
-    remap = type(genes)(np.searchsorted(needed, genes.columns), genes.starts, genes.id_type)
+    needed, remap = genes.compact()
     reference = space.landmark_reference
     qn = cfg.quantile_normalize
     if qn == "auto":

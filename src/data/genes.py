@@ -88,6 +88,11 @@ class GeneColumns:
     def n_genes(self) -> int:
         return len(self.starts)
 
+    def compact(self) -> tuple[np.ndarray, "GeneColumns"]:
+        """The distinct feature columns to read, and this mapping re-indexed onto a block of just those."""
+        needed = np.unique(self.columns)
+        return needed, GeneColumns(np.searchsorted(needed, self.columns), self.starts, self.id_type)
+
     def apply(self, values: np.ndarray) -> np.ndarray:
         """Gene values (samples x genes, float32) from a block of feature values (samples x features)."""
         gathered = np.asarray(values, dtype=np.float32)[:, self.columns]

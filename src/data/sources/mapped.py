@@ -147,8 +147,7 @@ class MappedMatrixSource:
         if n == 0:
             raise ValueError(f"{self.path}: the file holds no samples")
         matrix = np.empty((n, genes.n_genes), dtype=np.float32)
-        needed = np.unique(genes.columns)
-        remap = GeneColumns(np.searchsorted(needed, genes.columns), genes.starts, genes.id_type)
+        needed, remap = genes.compact()
         with progress_bar(f"Reading {self.path.name}", n) as advance:
             for rows, block in reader.blocks(needed, self.block_size):
                 if rows.start >= n:
