@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 from src.data.genes import GeneMap, match_genes
 from src.data.io.matrix import open_matrix
 from src.data.io.writers import MatrixWriter
-from src.data.preprocess import rank_map
+from src.data.preprocess import find_unusable, log2p1, rank_map
 from src.models.checkpoint import load_model
 from src.utils.progress import progress_bar
 
@@ -82,15 +82,15 @@ def predict(cfg: DictConfig) -> list[Path]:
 
 def _checked(block: np.ndarray, cfg: DictConfig, reader, first: int, columns: np.ndarray) -> np.ndarray:
     """Refuse non-finite (or, with log2, negative) input values, naming the sample and feature; apply log2."""
-    bad = ~np.isfinite(block) | ((block < 0) if cfg.log2 else False)
-    if bad.any():
-        r, c = np.argwhere(bad)[0]
+    found = find_unusable(block, nonnegative=cfg.log2)
+    if found is not None:
+        _, count, r, c = found
         raise ValueError(
-            f"{cfg.input}: {int(bad.sum())} unusable landmark values (NaN, infinite{', negative with log2' if cfg.log2 else ''}), "
+            f"{cfg.input}: {count} unusable landmark values (NaN, infinite{', negative with log2' if cfg.log2 else ''}), "
             f"first in sample {reader.sample_ids[first + r]} feature {reader.feature_ids[columns[c]]} ({block[r, c]}); "
             "expected finite values (nothing is imputed)"
         )
-    return np.log2(block + 1.0, dtype=np.float32) if cfg.log2 else block
+    return log2p1(block) if cfg.log2 else block
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")

@@ -20,6 +20,24 @@ def _blocks(n: int, size: int = BLOCK) -> Iterator[slice]:
         yield slice(start, min(start + size, n))
 
 
+def find_unusable(block: np.ndarray, nonnegative: bool = False) -> tuple[str, int, int, int] | None:
+    """The first problem among a block's values as ``(problem, count, row, column)``, or None.
+
+    Non-finite values (NaN, inf) come first; with ``nonnegative`` (linear-scale input about to be
+    log-transformed), negative values too.
+    """
+    for problem, bad in (("non-finite", ~np.isfinite(block)), ("negative", block < 0 if nonnegative else None)):
+        if bad is not None and bad.any():
+            r, c = np.argwhere(bad)[0]
+            return problem, int(bad.sum()), int(r), int(c)
+    return None
+
+
+def log2p1(values: np.ndarray) -> np.ndarray:
+    """``log2(x + 1)`` in float32: linear-scale expression (MAS5, RPKM) onto a log scale."""
+    return np.log2(values + 1.0, dtype=np.float32)
+
+
 def split_sizes(n: int, split: Sequence[float]) -> tuple[int, int, int]:
     """Train, val and test sizes for ``n`` samples from fractions or counts.
 
