@@ -23,7 +23,7 @@ from src.data.io.matrix import open_matrix
 from src.data.io.writers import MatrixWriter
 from src.data.preprocess import find_unusable, log2p1, rank_map
 from src.models.checkpoint import load_model
-from src.utils.progress import progress_bar
+from src.common.progress import progress_bar
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from src.data.io.atomic import atomic_path
+from src.common.atomic import atomic_path
 
 FORMAT_VERSION = 1
 

@@ -12,7 +12,7 @@ import torch
 from src.data.batches import IndexBatchSampler, TensorBatches, index_loader
 from src.data.preprocess import Standardizer, permute_rows_, rank_map, reference_quantiles, split_indices
 from src.data.sources.base import ExpressionSource
-from src.utils.progress import progress_bar
+from src.common.progress import progress_bar
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from src.data.genes import GeneMap, read_gene_map
-from src.data.io.atomic import atomic_path
+from src.common.atomic import atomic_path
 from src.data.io.gctx import write_gctx_blocks
 from src.data.synthetic import SyntheticSpec, _Genes
 

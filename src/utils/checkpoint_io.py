@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from src.data.io.atomic import atomic_path
+from src.common.atomic import atomic_path
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

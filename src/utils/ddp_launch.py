@@ -21,7 +21,7 @@ from lightning.fabric.strategies.launchers import subprocess_script as fabric_la
 from lightning.pytorch.strategies.launchers import subprocess_script as trainer_launcher
 from omegaconf import DictConfig, OmegaConf
 
-from src.data.io.atomic import atomic_path
+from src.common.atomic import atomic_path
 from src.utils.config import plain_config
 
 JOB_CONFIG = "job_resolved"  # <run>/.hydra/job_resolved.yaml: this job, every interpolation resolved

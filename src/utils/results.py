@@ -12,7 +12,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from src.data.io.atomic import atomic_path
+from src.common.atomic import atomic_path
 
 
 def scalar_metrics(metrics: Mapping[str, object], prefixes: Sequence[str] = ("val/", "test/")) -> dict[str, float]:

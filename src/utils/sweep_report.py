@@ -17,7 +17,7 @@ import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from src.data.io.atomic import atomic_path
+from src.common.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from src.data.io.atomic import atomic_path
+from src.common.atomic import atomic_path
 from src.data.io.matrix import MatrixFormatError, check_unique
 
 MATRIX = "0/DATA/0/matrix"

@@ -22,7 +22,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from src.data.io.atomic import atomic_path
+from src.common.atomic import atomic_path
 from src.data.io.gctx import GCTXWriter
 from src.data.io.matrix import detect_format
 from src.data.io.table import guess_separator

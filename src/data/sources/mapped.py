@@ -31,7 +31,7 @@ from src.data.io.matrix import MatrixReader, open_matrix
 from src.data.preprocess import find_unusable, log2p1
 from src.data.reference import load_reference
 from src.data.sources.base import ExpressionData
-from src.utils.progress import progress_bar
+from src.common.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
