@@ -75,8 +75,8 @@ def test_round_trip_in_every_format(tmp_path, trained, suffix_in, suffix_out):
 def test_probe_level_input_of_a_geo_model_is_mapped_and_quantile_normalised(tmp_path, gpl96):
     from tests.conftest import SHARED
 
-    maps = [f"data.landmark_map={SHARED}/dgex/map_lm.txt", f"data.target_map={SHARED}/dgex/map_tg.txt"]
-    cfg = compose_config("train", tmp_path / "geo", ["data=geo", f"data.gctx_path={gpl96}", *maps, "model=lr",
+    maps = [f"data.source.landmark_map={SHARED}/dgex/map_lm.txt", f"data.source.target_map={SHARED}/dgex/map_tg.txt"]
+    cfg = compose_config("train", tmp_path / "geo", ["data=geo", f"data.source.path={gpl96}", *maps, "model=lr",
                                                       "debug=fast", "logger=none"], tmp_path / "data")
     train(cfg)
     out = tmp_path / "pred.gctx"
@@ -95,7 +95,7 @@ def test_input_lacking_landmarks_or_with_nan_is_refused_and_nothing_is_written(t
     broken = landmarks.copy()
     broken[5, 2] = np.nan
     nan = _write_input(tmp_path / "nan.gctx", broken, samples, genes)
-    with pytest.raises(ValueError, match=rf"nan.gctx: 1 unusable landmark values .* sample {samples[5]} feature {genes[2]}"):
+    with pytest.raises(ValueError, match=rf"nan.gctx: 1 non-finite .*landmark values .* sample {samples[5]} feature {genes[2]}"):
         _predict(tmp_path, ckpt, nan, tmp_path / "out.gctx", "block_size=4")
     assert not list(tmp_path.glob("out*")) and not list(tmp_path.glob(".out*"))
 
@@ -109,6 +109,6 @@ def test_a_failed_prediction_leaves_an_earlier_output_intact(tmp_path, trained):
     broken = landmarks.copy()
     broken[-1, 0] = np.inf  # fails in the last block, after earlier blocks were written
     bad = _write_input(tmp_path / "bad.gctx", broken, samples, genes)
-    with pytest.raises(ValueError, match="unusable landmark values"):
+    with pytest.raises(ValueError, match="non-finite .*landmark values"):
         _predict(tmp_path, ckpt, bad, tmp_path / "out.gctx", "block_size=5")
     assert out.read_bytes() == before and not list(tmp_path.glob(".out*"))

@@ -3,66 +3,17 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 
 import lightning as L
 import numpy as np
 import torch
 
 from src.data.batches import IndexBatchSampler, TensorBatches, index_loader
-from src.data.preprocess import Standardizer, permute_rows_, rank_map, reference_quantiles, split_indices
+from src.data.preprocess import permute_rows_, split_indices
+from src.data.preprocessing import Preprocessing
 from src.data.sources.base import ExpressionSource
-from src.common.progress import progress_bar
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class GeneSpace:
-    """What a trained model must remember about its data: gene ids and training-split statistics.
-
-    Saved inside every checkpoint (plain lists and tensors, loadable with ``weights_only=True``).
-    """
-
-    landmark_ids: list[str]
-    target_ids: list[str]
-    landmark_scaler: Standardizer
-    target_scaler: Standardizer
-    info: dict = field(default_factory=dict)
-    # Quantile normalisation's reference (landmarks and targets ranked together), if the data used one,
-    # and the mean sorted landmark profile after it (to rank-map landmark-only profiles at prediction).
-    reference: np.ndarray | None = None
-    landmark_reference: np.ndarray | None = None
-
-    def to_dict(self) -> dict:
-        return {
-            "landmark_ids": list(self.landmark_ids),
-            "target_ids": list(self.target_ids),
-            "landmark_mean": torch.from_numpy(self.landmark_scaler.mean),
-            "landmark_std": torch.from_numpy(self.landmark_scaler.std),
-            "target_mean": torch.from_numpy(self.target_scaler.mean),
-            "target_std": torch.from_numpy(self.target_scaler.std),
-            "eps": self.landmark_scaler.eps,
-            "info": dict(self.info),
-            "reference": _tensor(self.reference),
-            "landmark_reference": _tensor(self.landmark_reference),
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "GeneSpace":
-        return cls(
-            landmark_ids=list(d["landmark_ids"]),
-            target_ids=list(d["target_ids"]),
-            landmark_scaler=Standardizer(d["landmark_mean"].numpy(), d["landmark_std"].numpy(), d["eps"]),
-            target_scaler=Standardizer(d["target_mean"].numpy(), d["target_std"].numpy(), d["eps"]),
-            info=dict(d.get("info", {})),
-            reference=None if d.get("reference") is None else d["reference"].numpy(),
-            landmark_reference=None if d.get("landmark_reference") is None else d["landmark_reference"].numpy(),
-        )
-
-
-def _tensor(values: np.ndarray | None) -> torch.Tensor | None:
-    return None if values is None else torch.from_numpy(np.asarray(values))
 
 
 class ExpressionDataModule(L.LightningDataModule):
@@ -106,7 +57,7 @@ class ExpressionDataModule(L.LightningDataModule):
         self.max_samples = max_samples
         self.max_targets = max_targets
         self.quantile_normalize = quantile_normalize
-        self.gene_space: GeneSpace | None = None
+        self.gene_space: Preprocessing | None = None
         self.splits: dict[str, TensorBatches] = {}
         self.sample_ids: dict[str, list[str]] = {}
 
@@ -127,15 +78,7 @@ class ExpressionDataModule(L.LightningDataModule):
         bounds = np.cumsum([0, *map(len, parts)])
         rows = {name: slice(bounds[k], bounds[k + 1]) for k, name in enumerate(("train", "val", "test"))}
         train = np.arange(len(parts[0]))
-        reference = landmark_reference = None
-        if self.quantile_normalize:
-            reference = self._quantile_normalize(data, train)
-            landmark_reference = reference_quantiles(data.landmarks, train)
-        lm = Standardizer.fit(data.landmarks, train)
-        tg = Standardizer.fit(data.targets, train)
-        self.gene_space = GeneSpace(data.landmark_ids, data.target_ids, lm, tg, data.info, reference, landmark_reference)
-        lm.transform_(data.landmarks)
-        tg.transform_(data.targets)
+        self.gene_space = Preprocessing.fit(data, train, self.quantile_normalize)
         for name, part in rows.items():
             self.splits[name] = TensorBatches(torch.from_numpy(data.landmarks[part]), torch.from_numpy(data.targets[part]))
             self.sample_ids[name] = sample_ids[part]
@@ -143,31 +86,6 @@ class ExpressionDataModule(L.LightningDataModule):
             "Data: %d landmarks, %d targets; %d train / %d val / %d test samples",
             len(data.landmark_ids), len(data.target_ids), *map(len, parts),
         )
-
-    @staticmethod
-    def _quantile_normalize(data, train: np.ndarray) -> np.ndarray:
-        """Rank-map every sample (landmarks and targets together) in place; returns the reference used."""
-        n_lm = data.landmarks.shape[1]
-
-        def joined(rows) -> np.ndarray:
-            return np.hstack([data.landmarks[rows], data.targets[rows]])
-
-        reference = data.reference
-        if reference is None:
-            reference = np.zeros(n_lm + data.targets.shape[1])
-            with progress_bar("Quantile reference of the training samples", len(train)) as advance:
-                for start in range(0, len(train), 4096):
-                    rows = train[start : start + 4096]
-                    reference += reference_quantiles(joined(rows)) * len(rows)
-                    advance(len(rows))
-            reference /= len(train)
-        with progress_bar("Quantile normalisation", len(data.sample_ids)) as advance:
-            for start in range(0, len(data.sample_ids), 4096):
-                rows = slice(start, start + 4096)
-                mapped = rank_map(joined(rows), reference)
-                data.landmarks[rows], data.targets[rows] = mapped[:, :n_lm], mapped[:, n_lm:]
-                advance(len(mapped))
-        return reference
 
     @property
     def n_landmarks(self) -> int:
@@ -177,7 +95,14 @@ class ExpressionDataModule(L.LightningDataModule):
     def n_targets(self) -> int:
         return len(self._space().target_ids)
 
-    def _space(self) -> GeneSpace:
+    def split_data(self, name: str) -> TensorBatches:
+        """A whole split (``train``, ``val`` or ``test``) in memory, standardised: what the closed-form
+        baselines fit on and D-GEX's learning-rate rule measures (run :meth:`setup` first)."""
+        if name not in self.splits:
+            raise RuntimeError(f"no {name!r} split: call setup() first (splits: {sorted(self.splits) or 'none yet'})")
+        return self.splits[name]
+
+    def _space(self) -> Preprocessing:
         if self.gene_space is None:
             raise RuntimeError("call setup() before asking for the data's dimensions")
         return self.gene_space

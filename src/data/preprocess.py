@@ -33,6 +33,35 @@ def find_unusable(block: np.ndarray, nonnegative: bool = False) -> tuple[str, in
     return None
 
 
+def check_values(
+    block: np.ndarray,
+    where: str,
+    sample_ids: Sequence[str],
+    feature_ids: Sequence[str],
+    first_row: int = 0,
+    nonnegative: bool = False,
+    what: str = "",
+) -> None:
+    """The one check of input values: raise ``ValueError`` naming the file, the sample and the feature
+    of the first non-finite (or, with ``nonnegative``, negative) value of a block.
+
+    ``block`` holds rows ``first_row...`` of ``sample_ids`` and one column per entry of ``feature_ids``.
+    Values are checked where they enter (reading a file block by block), never again later.
+    """
+    found = find_unusable(block, nonnegative=nonnegative)
+    if found is None:
+        return
+    problem, count, r, c = found
+    if problem == "negative":
+        hint = "expected linear-scale values >= 0 with log2=true"
+    else:
+        problem, hint = "non-finite (NaN or infinite)", "expected finite values: missing values are not imputed; remove or fill them first"
+    raise ValueError(
+        f"{where}: {count} {problem} {what + ' ' if what else ''}values among samples {first_row}-{first_row + len(block) - 1}, "
+        f"first in sample {sample_ids[first_row + r]} feature {feature_ids[c]} ({block[r, c]}); {hint}"
+    )
+
+
 def log2p1(values: np.ndarray) -> np.ndarray:
     """``log2(x + 1)`` in float32: linear-scale expression (MAS5, RPKM) onto a log scale."""
     return np.log2(values + 1.0, dtype=np.float32)

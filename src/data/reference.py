@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
+
+from src.common.checkpoint import read_our_part
 
 
 def load_reference(path: str | Path, n_genes: int) -> np.ndarray:
@@ -18,11 +19,10 @@ def load_reference(path: str | Path, n_genes: int) -> np.ndarray:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: reference quantiles not found (expected a checkpoint or a text file)")
     if path.suffix == ".ckpt":
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        space = (ckpt.get("gexinfer") or {}).get("gene_space") or {}
-        if space.get("reference") is None:
+        preprocessing = read_our_part(path).preprocessing or {}
+        if preprocessing.get("reference") is None:
             raise ValueError(f"{path}: the checkpoint holds no reference quantiles (its data was not quantile-normalised)")
-        reference = space["reference"].numpy()
+        reference = preprocessing["reference"].numpy()
     else:
         try:
             reference = np.loadtxt(path, dtype=np.float64, ndmin=1)

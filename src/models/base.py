@@ -8,8 +8,10 @@ import lightning as L
 import torch
 from torch import nn
 
-from src.data.datamodule import GeneSpace
-from src.metrics import GeneMetrics
+from src.common.checkpoint import OurPart, our_part, store
+from src.data.preprocessing import Preprocessing
+from src.models.metrics import GeneMetrics
+from src.models.callbacks import RandomStateCheckpoint
 
 LOSSES = ("mse", "sse")
 
@@ -55,7 +57,7 @@ class ExpressionModel(L.LightningModule):
         self.register_buffer("_train_abs_error", torch.zeros(2, dtype=torch.float64), persistent=False)
         self.val_metrics = GeneMetrics(n_outputs)
         self.test_metrics = GeneMetrics(n_outputs)
-        self.gene_space: GeneSpace | None = None
+        self.gene_space: Preprocessing | None = None
         self.data_config: dict | None = None
         self.names: dict[str, str] = {}  # "method" and "data": how reports name this model and its data
         self.test_per_gene: dict[str, torch.Tensor] | None = None
@@ -87,7 +89,7 @@ class ExpressionModel(L.LightningModule):
         return [p for p in self.parameters() if p.requires_grad]
 
     # ----------------------------------------------------------------- data the checkpoint carries
-    def attach_data(self, gene_space: GeneSpace, data_config: dict | None = None, **names: str) -> None:
+    def attach_data(self, gene_space: Preprocessing, data_config: dict | None = None, **names: str) -> None:
         """Remember gene ids, training-split statistics, the data config and the method/data names
         (all saved in checkpoints)."""
         if len(gene_space.landmark_ids) != self.hparams.n_inputs or len(gene_space.target_ids) != self.hparams.n_outputs:
@@ -98,28 +100,34 @@ class ExpressionModel(L.LightningModule):
         self.gene_space, self.data_config = gene_space, data_config
         self.names = {k: str(v) for k, v in names.items() if v is not None}
 
+    def checkpoint_extras(self) -> dict:
+        """What this training plan adds to the checkpoint of its own (plain values); see :meth:`load_extras`."""
+        return {}
+
+    def load_extras(self, extras: dict) -> None:
+        """Take back what :meth:`checkpoint_extras` stored."""
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         cls = type(self)
-        checkpoint["gexinfer"] = {
-            "model_class": f"{cls.__module__}.{cls.__qualname__}",
-            "gene_space": self.gene_space.to_dict() if self.gene_space else None,
-            "data_config": self.data_config,
-            "names": dict(self.names),
-            # Random state at the checkpoint (dropout masks, noise), so a resumed run continues the same stream.
-            "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
-        }
+        store(checkpoint, OurPart(
+            model_class=f"{cls.__module__}.{cls.__qualname__}",
+            preprocessing=self.gene_space.to_dict() if self.gene_space else None,
+            data_config=self.data_config,
+            names=self.names,
+            extras=self.checkpoint_extras(),
+        ))
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        meta = checkpoint.get("gexinfer") or {}
-        resuming = self._trainer is not None and self.trainer.state.fn == "fit"
-        if resuming and meta.get("rng"):
-            torch.set_rng_state(meta["rng"]["torch"])
-            if torch.cuda.is_available() and len(meta["rng"]["cuda"]) == torch.cuda.device_count():
-                torch.cuda.set_rng_state_all(meta["rng"]["cuda"])
-        if meta.get("gene_space"):
-            self.gene_space = GeneSpace.from_dict(meta["gene_space"])
-        self.data_config = meta.get("data_config")
-        self.names = dict(meta.get("names") or {})
+        part = our_part(checkpoint)
+        self.gene_space = Preprocessing.from_dict(part.preprocessing) if part.preprocessing else None
+        self.data_config = part.data_config
+        self.names = dict(part.names)
+        self.load_extras(part.extras)
+
+    def configure_callbacks(self) -> list:
+        """Callbacks every training plan needs: the random state saved with each checkpoint, so that a
+        resumed run continues the same stream of dropout masks and noise."""
+        return [RandomStateCheckpoint()]
 
     # ----------------------------------------------------------------- Lightning steps
     def training_step(self, batch, batch_idx):

@@ -11,9 +11,9 @@ from src.models.base import ExpressionModel
 class ClosedFormModel(ExpressionModel):
     """Fitted once from the whole training split (hyperparameters chosen on the validation split).
 
-    :meth:`fit` gets the DataModule's in-memory splits when fitting starts (before Lightning's sanity
-    check); every DDP process fits the same model from the same data, so no communication is needed.
-    Lightning then takes a single no-op training step, and the result is checkpointed, validated and
+    :meth:`fit` gets the DataModule's whole training and validation splits (``datamodule.split_data``)
+    when fitting starts (before Lightning's sanity check); every DDP process fits the same model from
+    the same data, so no communication is needed. Lightning then takes a single no-op training step, and the result is checkpointed, validated and
     tested like every network.
     """
 
@@ -27,9 +27,10 @@ class ClosedFormModel(ExpressionModel):
         raise NotImplementedError
 
     def on_fit_start(self) -> None:
-        splits = self.trainer.datamodule.splits
+        datamodule = self.trainer.datamodule
         train, val = (
-            TensorBatches(*(t.to(self.device) for t in (s.landmarks, s.targets))) for s in (splits["train"], splits["val"])
+            TensorBatches(*(t.to(self.device) for t in (s.landmarks, s.targets)))
+            for s in (datamodule.split_data("train"), datamodule.split_data("val"))
         )
         with torch.no_grad():
             self.fit(train, val)
@@ -47,13 +48,11 @@ class ClosedFormModel(ExpressionModel):
         """A no-op optimiser (zero rate, no gradients): Lightning only counts the step it takes."""
         return torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.0)
 
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        super().on_save_checkpoint(checkpoint)
-        checkpoint["gexinfer"]["selected"] = dict(self.selected)
+    def checkpoint_extras(self) -> dict:
+        return {"selected": dict(self.selected)}
 
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        super().on_load_checkpoint(checkpoint)
-        self.selected = dict(checkpoint.get("gexinfer", {}).get("selected", {}))
+    def load_extras(self, extras: dict) -> None:
+        self.selected = dict(extras.get("selected") or {})
 
 
 def chunked_mae(predict, data: TensorBatches, chunk: int = 2048) -> float:

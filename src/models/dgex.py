@@ -4,19 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
-
 from src.models.base import ExpressionModel
+from src.models.callbacks import DGEXLearningRateDecay
 from src.models.networks.mlp import PartitionedMLP, dgex_init
-
-
-def decayed(rates: list[float], rose: bool, factor: float, min_lr: float) -> list[float]:
-    """D-GEX's decay: when the monitored MAE rose, scale all rates so the first (base) rate becomes
-    ``max(base * factor, min_lr)``; the ratios between layer groups are kept."""
-    if not rose or not rates:
-        return list(rates)
-    ratio = max(rates[0] * factor, min_lr) / rates[0]
-    return [rate * ratio for rate in rates]
 
 
 def paper_learning_rate(depth: int) -> float:
@@ -75,8 +65,6 @@ class DGEX(ExpressionModel):
             for part in self.net.parts:
                 dgex_init(part)
         self.base_lr = lr if lr is not None else paper_learning_rate(len(widths))
-        self._subset: tuple[torch.Tensor, torch.Tensor] | None = None
-        self._last_subset_mae: float | None = None
 
     def param_groups(self) -> list[dict]:
         """First layers at the base rate; every later layer ``later_layers_lr_scale`` times faster."""
@@ -90,40 +78,7 @@ class DGEX(ExpressionModel):
             groups.append({"params": later, "lr": self.base_lr * self.hparams.later_layers_lr_scale})
         return groups
 
-    def _training_subset(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The fixed random subset of training samples (drawn and moved to the device once)."""
-        if self._subset is None:
-            train = self.trainer.datamodule.splits["train"]
-            n = min(self.hparams.decay_samples, len(train))
-            idx = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:n]
-            self._subset = tuple(t.to(self.device) for t in train[idx])
-        return self._subset
-
-    def on_train_epoch_end(self) -> None:
-        """D-GEX's rule: decay every learning rate when the training-subset MAE went up."""
-        super().on_train_epoch_end()
-        if self.hparams.decay_factor >= 1.0:
-            return
-        x, y = self._training_subset()
-        was_training = self.training
-        self.eval()
-        with torch.no_grad():
-            # Chunk by chunk: never the whole subset's predictions at once (5,000 x 9,520 floats and temporaries).
-            total = sum(float((self(xb) - yb).abs().sum()) for xb, yb in zip(x.split(1000), y.split(1000)))
-            mae = total / y.numel()
-        self.train(was_training)
-        rose = self._last_subset_mae is not None and mae > self._last_subset_mae
-        for optimizer in self.trainer.optimizers:
-            rates = decayed([g["lr"] for g in optimizer.param_groups], rose, self.hparams.decay_factor, self.hparams.min_lr)
-            for group, rate in zip(optimizer.param_groups, rates):
-                group["lr"] = rate
-        self._last_subset_mae = mae
-        self.log("train/subset_mae", mae, on_epoch=True, sync_dist=True)
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        super().on_save_checkpoint(checkpoint)
-        checkpoint["gexinfer"]["last_subset_mae"] = self._last_subset_mae
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        super().on_load_checkpoint(checkpoint)
-        self._last_subset_mae = checkpoint.get("gexinfer", {}).get("last_subset_mae")
+    def configure_callbacks(self) -> list:
+        """D-GEX's learning-rate rule runs as a callback (see :class:`~src.models.callbacks.DGEXLearningRateDecay`)."""
+        decay = DGEXLearningRateDecay(self.hparams.decay_factor, self.hparams.decay_samples, self.hparams.min_lr)
+        return [*super().configure_callbacks(), decay]

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from src.data.datamodule import ExpressionDataModule, GeneSpace
+from src.data.datamodule import ExpressionDataModule
+from src.data.preprocessing import Preprocessing
 from src.data.io.gctx import write_gctx
 from src.data.sources import GCTXSource, SyntheticSource
 from src.data.sources.base import ExpressionData
@@ -47,7 +48,7 @@ def test_gene_space_round_trips_through_plain_types(tmp_path):
     dm.setup()
     d = dm.gene_space.to_dict()
     saved = torch.load(_save(tmp_path, d), weights_only=True)
-    back = GeneSpace.from_dict(saved)
+    back = Preprocessing.from_dict(saved)
     assert back.target_ids == dm.gene_space.target_ids
     np.testing.assert_array_equal(back.landmark_scaler.std, dm.gene_space.landmark_scaler.std)
     assert back.info["noise_floor_mae"] == pytest.approx(dm.gene_space.info["noise_floor_mae"])
@@ -71,5 +72,7 @@ def test_missing_genes_and_bad_values_fail_clearly(tmp_path):
     path, lm, tg = _gctx(tmp_path, values)
     with pytest.raises(ValueError, match=r"1 of 2 requested target ids are missing.*nope"):
         GCTXSource(path, lm, [tg[0], "nope"]).load()
-    with pytest.raises(ValueError, match="non-finite"):
-        ExpressionData(np.array([[np.nan]], np.float32), np.ones((1, 1), np.float32), ["s"], ["a"], ["b"])
+    values[3, 1] = np.nan
+    path, lm, tg = _gctx(tmp_path, values)
+    with pytest.raises(ValueError, match=rf"1 non-finite .* first in sample \S+ feature {lm[1]}"):
+        GCTXSource(path, lm, tg).load()

@@ -4,7 +4,8 @@ import hydra
 import pytest
 import torch
 
-from src.models.dgex import DGEX, decayed, paper_learning_rate
+from src.models.callbacks import decayed
+from src.models.dgex import DGEX, paper_learning_rate
 from src.models.networks.mlp import MLP, dgex_init
 from src.train import train
 

@@ -26,7 +26,7 @@ import h5py
 import numpy as np
 
 from src.common.atomic import atomic_path
-from src.data.io.matrix import MatrixFormatError, check_unique
+from src.data.io.base import MatrixFormatError, check_unique
 
 MATRIX = "0/DATA/0/matrix"
 SAMPLE_META = "0/META/COL"
@@ -162,7 +162,7 @@ def iter_blocks(
 
 
 class GCTXReader:
-    """A GCTX file as a :class:`~src.data.io.matrix.MatrixReader` (ids read once, values in blocks)."""
+    """A GCTX file as a :class:`~src.data.io.base.MatrixReader` (ids read once, values in blocks)."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)

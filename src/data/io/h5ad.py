@@ -1,4 +1,4 @@
-"""Read AnnData ``.h5ad`` files as a :class:`~src.data.io.matrix.MatrixReader`.
+"""Read AnnData ``.h5ad`` files as a :class:`~src.data.io.base.MatrixReader`.
 
 Following the scverse convention, samples are the ``obs`` rows and features the ``var_names``. The file
 is opened in backed mode, so ``X`` stays on disk and is read in row slices (dense or sparse, CSR being
@@ -16,13 +16,13 @@ import anndata
 import h5py
 import numpy as np
 
-from src.data.io.matrix import MatrixFormatError, check_unique
+from src.data.io.base import MatrixFormatError, check_unique
 
 EXPECTED = "expected an AnnData .h5ad file (HDF5 with obs, var and X)"
 
 
 class H5ADReader:
-    """An ``.h5ad`` file as a :class:`~src.data.io.matrix.MatrixReader`: values of ``X`` or ``layers[layer]``.
+    """An ``.h5ad`` file as a :class:`~src.data.io.base.MatrixReader`: values of ``X`` or ``layers[layer]``.
 
     Keeps the file open until :meth:`close` (or the end of a ``with`` block).
     """

@@ -1,91 +1,28 @@
-"""One interface over every expression-matrix format: GCTX, ``.h5ad`` and CSV/TSV tables.
-
-A reader knows its sample ids and feature (probe or gene) ids up front and yields the values in
-blocks of samples, so a file larger than memory can be processed block by block::
-
-    reader = open_matrix("bgedv2_QNORM.gctx")
-    for rows, values in reader.blocks(columns, block_size=4096):   # values: float32, samples x columns
-        ...
-
-Sample and feature ids must be unique; non-finite values are left to the caller (which names them).
-"""
+"""Open any expression-matrix file (GCTX, ``.h5ad``, CSV/TSV) as a :class:`~src.data.io.base.MatrixReader`."""
 
 from __future__ import annotations
 
 import os
-from collections import Counter
-from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Protocol
 
-import numpy as np
+from src.data.io.base import FORMATS, MatrixFormatError, MatrixReader, detect_format
+from src.data.io.gctx import GCTXReader
+from src.data.io.h5ad import H5ADReader
+from src.data.io.table import TableReader
 
-FORMATS = ("gctx", "h5ad", "table")
-
-
-class MatrixFormatError(ValueError):
-    """A file cannot be read as the expression matrix it claims to be."""
+READERS = {"gctx": GCTXReader, "h5ad": H5ADReader, "table": TableReader}
 
 
-class MatrixReader(Protocol):
-    """Samples x features values of one file, read in blocks of samples."""
-
-    path: Path
-    sample_ids: np.ndarray  # str, one per sample (matrix row)
-    feature_ids: np.ndarray  # str, one per feature (matrix column)
-
-    def blocks(self, columns: np.ndarray | None = None, block_size: int = 4096) -> Iterator[tuple[slice, np.ndarray]]:
-        """Yield ``(sample_slice, float32 values)`` blocks, keeping only ``columns`` (positions) if given."""
-        ...
-
-
-def detect_format(path: str | os.PathLike) -> str:
-    """``gctx``, ``h5ad`` or ``table`` from the file name (``.gz`` is looked through)."""
-    name = Path(path).name.lower()
-    if name.endswith(".gz"):
-        name = name[:-3]
-    if name.endswith((".gctx", ".h5", ".hdf5")):
-        return "gctx"
-    if name.endswith(".h5ad"):
-        return "h5ad"
-    if name.endswith((".csv", ".tsv", ".txt", ".tab")):
-        return "table"
-    raise MatrixFormatError(
-        f"{path}: cannot tell the format from the file name; expected .gctx, .h5ad, .csv, .tsv or .txt "
-        "(or give the format explicitly)"
-    )
-
-
-def open_matrix(path: str | os.PathLike, format: str = "auto", **options) -> MatrixReader:
+def open_matrix(path: str | os.PathLike, format: str = "auto", format_key: str = "input_format", **options) -> MatrixReader:
     """Open ``path`` as a :class:`MatrixReader`; ``format`` is ``auto``, ``gctx``, ``h5ad`` or ``table``.
 
-    ``options`` go to the format's reader (e.g. ``annotation_columns`` for tables).
+    ``options`` go to the format's reader (e.g. ``annotation_columns`` for tables); ``format_key``
+    is the config key that sets the format, named in errors.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file (expected an expression matrix: GCTX, .h5ad, CSV or TSV)")
-    kind = detect_format(path) if format == "auto" else format
-    if kind == "gctx":
-        from src.data.io.gctx import GCTXReader
-
-        return GCTXReader(path, **options)
-    if kind == "h5ad":
-        from src.data.io.h5ad import H5ADReader
-
-        return H5ADReader(path, **options)
-    if kind == "table":
-        from src.data.io.table import TableReader
-
-        return TableReader(path, **options)
-    raise MatrixFormatError(f"{path}: unknown format {format!r}; expected one of auto, {', '.join(FORMATS)}")
-
-
-def check_unique(ids: Sequence[str], what: str, path: str | os.PathLike) -> None:
-    """Raise a :class:`MatrixFormatError` naming ``path`` and the first repeated ids, if any repeat."""
-    if len(set(ids)) == len(ids):
-        return
-    repeated = [i for i, count in Counter(ids).items() if count > 1]
-    raise MatrixFormatError(
-        f"{path}: {len(repeated)} {what} ids occur more than once (first: {', '.join(map(str, repeated[:5]))}); "
-        f"expected unique {what} ids"
-    )
+    kind = detect_format(path, format_key) if format == "auto" else format
+    if kind not in READERS:
+        raise MatrixFormatError(f"{format_key}={format}: unknown format for {path}; expected one of auto, {', '.join(FORMATS)}")
+    return READERS[kind](path, **options)

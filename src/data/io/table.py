@@ -1,4 +1,4 @@
-"""Read CSV/TSV expression tables (optionally gzipped) as a :class:`~src.data.io.matrix.MatrixReader`.
+"""Read CSV/TSV expression tables (optionally gzipped) as a :class:`~src.data.io.base.MatrixReader`.
 
 The first column holds ids; the header row names the other columns. Two layouts are read:
 
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from src.data.io.matrix import MatrixFormatError, check_unique
+from src.data.io.base import MatrixFormatError, check_unique
 
 ORIENTATIONS = ("auto", "features_in_rows", "samples_in_rows")
 
@@ -64,7 +64,7 @@ def guess_separator(path: str | os.PathLike) -> str:
 
 
 class TableReader:
-    """A CSV/TSV expression table as a :class:`~src.data.io.matrix.MatrixReader` (held in memory).
+    """A CSV/TSV expression table as a :class:`~src.data.io.base.MatrixReader` (held in memory).
 
     ``orientation`` is ``auto``, ``features_in_rows`` or ``samples_in_rows``. ``annotation_columns``
     names non-value columns to drop (default: those of :data:`ANNOTATION_COLUMNS` in the header).

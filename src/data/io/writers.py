@@ -24,7 +24,7 @@ import numpy as np
 
 from src.common.atomic import atomic_path
 from src.data.io.gctx import GCTXWriter
-from src.data.io.matrix import detect_format
+from src.data.io.base import detect_format
 from src.data.io.table import guess_separator
 
 
@@ -46,7 +46,7 @@ class MatrixWriter:
                  layers: Sequence[str], format: str = "auto"):
         self.path = Path(path)
         self.layers = list(layers)
-        self.format = detect_format(self.path) if format == "auto" else format
+        self.format = detect_format(self.path, key=None) if format == "auto" else format
         self.sample_ids, self.feature_ids = [str(s) for s in sample_ids], [str(f) for f in feature_ids]
         self.paths = [self.path] + ([] if self.format == "h5ad" else [layer_path(self.path, n) for n in self.layers[1:]])
         self._stack = ExitStack()

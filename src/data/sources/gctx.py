@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from src.data.io.gctx import GCTXError, iter_blocks, locate, read_header
+from src.data.preprocess import check_values
 from src.data.sources.base import ExpressionData
 
 
@@ -65,6 +66,7 @@ class GCTXSource:
             if rows.start >= n:
                 break
             stop = min(rows.stop, n)
+            check_values(block[: stop - rows.start], str(self.path), header.sample_ids, header.feature_ids[columns], rows.start)
             landmarks[rows.start : stop] = block[: stop - rows.start, :n_lm]
             targets[rows.start : stop] = block[: stop - rows.start, n_lm:]
         return ExpressionData(

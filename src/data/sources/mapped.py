@@ -27,8 +27,9 @@ import numpy as np
 from src.data.cache import content_hash, file_identity, fingerprint, read_cache, write_cache
 from src.data.dedup import near_duplicates_kept
 from src.data.genes import GeneColumns, match_genes, read_gene_map
-from src.data.io.matrix import MatrixReader, open_matrix
-from src.data.preprocess import find_unusable, log2p1
+from src.data.io.base import MatrixReader
+from src.data.io.matrix import open_matrix
+from src.data.preprocess import check_values, log2p1
 from src.data.reference import load_reference
 from src.data.sources.base import ExpressionData
 from src.common.progress import progress_bar
@@ -154,27 +155,12 @@ class MappedMatrixSource:
                 if rows.start >= n:
                     break
                 block = block[: n - rows.start]
-                self._check_values(block, reader, rows.start, needed)
+                check_values(block, str(self.path), reader.sample_ids, reader.feature_ids[needed], rows.start, self.log2)
                 if self.log2:
                     block = log2p1(block)
                 matrix[rows.start : rows.start + len(block)] = remap.apply(block)
                 advance(len(block))
         return matrix, [str(s) for s in reader.sample_ids[:n]]
-
-    def _check_values(self, block: np.ndarray, reader: MatrixReader, first_row: int, columns: np.ndarray) -> None:
-        found = find_unusable(block, nonnegative=self.log2)
-        if found is None:
-            return
-        problem, count, r, c = found
-        if problem == "negative":
-            hint = "expected linear-scale values >= 0 with log2=true"
-        else:
-            problem, hint = "non-finite (NaN or infinite)", "expected finite values: missing values are not imputed; remove or fill them first"
-        raise ValueError(
-            f"{self.path}: {count} {problem} values among samples {first_row}-{first_row + len(block) - 1}, "
-            f"first in sample {reader.sample_ids[first_row + r]} feature {reader.feature_ids[columns[c]]} "
-            f"({block[r, c]}); {hint}"
-        )
 
     def _deduplicate(self, matrix: np.ndarray) -> np.ndarray:
         log.info("Clustering %d profiles into %d clusters (MiniBatchKMeans) to find near duplicates", len(matrix), self.duplicate_clusters)

@@ -8,7 +8,8 @@ import pytest
 import scipy.sparse as sp
 
 from src.data.io.h5ad import H5ADReader
-from src.data.io.matrix import MatrixFormatError, open_matrix
+from src.data.io.base import MatrixFormatError
+from src.data.io.matrix import open_matrix
 
 X = np.arange(7 * 4, dtype=np.float64).reshape(7, 4)
 SAMPLES = [f"cell{i}" for i in range(7)]

@@ -3,7 +3,8 @@ import gzip
 import numpy as np
 import pytest
 
-from src.data.io.matrix import MatrixFormatError, open_matrix
+from src.data.io.base import MatrixFormatError
+from src.data.io.matrix import open_matrix
 from src.data.io.table import TableReader, looks_like_feature_ids
 
 GENES = ["ENSG00000152931.6", "ENSG00000183696.9", "ENSG00000139269.2", "ENSG00000169129.8", "ENSG00000134602.11"]

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from src.metrics import GeneMetrics
+from src.models.metrics import GeneMetrics
 
 
 def test_mae_and_pearson_match_numpy_over_batches():

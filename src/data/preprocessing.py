@@ -1,0 +1,190 @@
+"""The preprocessing contract: what a trained model must remember about its data, and its transforms.
+
+A :class:`Preprocessing` is fitted once, by the DataModule, on the training split only (D-GEX,
+Chen et al. 2016, standardised with statistics of all samples; here nothing of the validation or
+test samples enters). It is stored in every checkpoint (plain lists and tensors, loadable with
+``weights_only=True``) and is the only code that turns raw landmark values into network inputs and
+network outputs back into expression values. ``src.eval`` and ``src.predict`` only apply it.
+
+Its parts:
+
+- the gene ids (landmarks, targets) and how the file's features became genes (``id_type``, and
+  for probe-level data the probes of every landmark gene);
+- the log2 policy (``log2(x + 1)`` of linear-scale input such as RPKM, applied before everything else);
+- quantile normalisation: the reference quantiles that each training sample's landmarks and targets
+  were rank-mapped onto together (D-GEX's protocol), and the mean sorted landmark profile after it,
+  onto which a new profile's landmarks alone are rank-mapped;
+- per-gene standardisation ``(x - mean) / (sd + 1e-3)`` of landmarks and targets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from src.common.progress import progress_bar
+from src.data.genes import GeneColumns, GeneMap
+from src.data.preprocess import Standardizer, log2p1, rank_map, reference_quantiles
+from src.data.sources.base import ExpressionData
+
+BLOCK = 4096  # samples per block of the in-place fitting steps
+
+
+@dataclass
+class Preprocessing:
+    """Gene ids, log2 policy, quantile references and training-split standardisation of one data set."""
+
+    landmark_ids: list[str]
+    target_ids: list[str]
+    landmark_scaler: Standardizer
+    target_scaler: Standardizer
+    info: dict = field(default_factory=dict)
+    # Quantile normalisation's reference (landmarks and targets ranked together), if the data used one,
+    # and the mean sorted landmark profile after it (to rank-map landmark-only profiles at prediction).
+    reference: np.ndarray | None = None
+    landmark_reference: np.ndarray | None = None
+
+    # ----------------------------------------------------------------- fitting (the DataModule)
+    @classmethod
+    def fit(cls, data: ExpressionData, train: np.ndarray, quantile_normalize: bool = False) -> "Preprocessing":
+        """Fit on the ``train`` rows of ``data`` and transform all of ``data`` in place (D-GEX's protocol).
+
+        With ``quantile_normalize``, every sample's landmarks and targets are first rank-mapped
+        together onto reference quantiles: the source's fixed reference if it has one (GEO's, for
+        RNA-seq data), else the mean sorted profile of the training samples. Then every gene is
+        standardised with the training rows' mean and standard deviation.
+        """
+        reference = landmark_reference = None
+        if quantile_normalize:
+            reference = _quantile_normalize_(data, train)
+            landmark_reference = reference_quantiles(data.landmarks, train)
+        landmark_scaler = Standardizer.fit(data.landmarks, train)
+        target_scaler = Standardizer.fit(data.targets, train)
+        landmark_scaler.transform_(data.landmarks)
+        target_scaler.transform_(data.targets)
+        return cls(
+            list(data.landmark_ids), list(data.target_ids), landmark_scaler, target_scaler, dict(data.info),
+            reference, landmark_reference,
+        )
+
+    # ----------------------------------------------------------------- what the data were
+    @property
+    def log2(self) -> bool:
+        """Whether the training data's raw values were taken as ``log2(x + 1)`` first."""
+        return bool(self.info.get("log2", False))
+
+    @property
+    def quantile_normalized(self) -> bool:
+        return self.reference is not None
+
+    @property
+    def landmark_probes(self) -> list[list[str]] | None:
+        """The probes of every landmark gene, when the model was trained on probe-level data."""
+        return self.info.get("landmark_probes") or None
+
+    def landmark_map(self, where: str | Path) -> GeneMap:
+        """The landmark genes as a gene map (their ids, and their probes if trained on probes), to
+        locate them among a new file's features."""
+        probes = self.landmark_probes or [[g] for g in self.landmark_ids]
+        ids = list(self.landmark_ids)
+        return GeneMap(Path(where), ids, ids, [list(p) for p in probes])
+
+    # ----------------------------------------------------------------- the transforms
+    def transform_landmarks(
+        self,
+        raw: np.ndarray,
+        genes: GeneColumns | None = None,
+        log2: bool | None = None,
+        quantile_normalize: bool | None = None,
+    ) -> np.ndarray:
+        """Raw landmark values (samples x features, the file's scale) -> standardised network input.
+
+        The deployment path, step for step as the training data went: optional ``log2(x + 1)`` of the
+        file's values (default: as the training data), features -> landmark genes with ``genes``
+        (probes averaged per gene; without it ``raw`` holds the landmark genes in order), rank
+        mapping of each profile's landmarks alone onto the training landmark quantiles (default:
+        when the training data were quantile-normalised), then the training standardisation.
+        """
+        log2 = self.log2 if log2 is None else log2
+        quantile_normalize = self.quantile_normalized if quantile_normalize is None else quantile_normalize
+        if quantile_normalize and self.landmark_reference is None:
+            raise ValueError("quantile_normalize=true, but the model's training data were not quantile-normalised")
+        values = log2p1(raw) if log2 else np.asarray(raw, dtype=np.float32)
+        values = genes.apply(values) if genes is not None else np.array(values, dtype=np.float32)
+        if quantile_normalize:
+            rank_map(values, self.landmark_reference, out=values)
+        return self.landmark_scaler.transform(values)
+
+    def transform_targets(self, targets: np.ndarray, log2: bool | None = None) -> np.ndarray:
+        """Raw target gene values -> the standardised scale the model predicts and MAE is measured on."""
+        log2 = self.log2 if log2 is None else log2
+        values = log2p1(targets) if log2 else targets
+        return self.target_scaler.transform(values)
+
+    def inverse_targets(self, standardised: np.ndarray) -> np.ndarray:
+        """Standardised predictions -> the training data's expression scale (after its log2, if any)."""
+        return self.target_scaler.inverse(standardised)
+
+    # ----------------------------------------------------------------- checkpoint form
+    def to_dict(self) -> dict:
+        """Plain lists and tensors (what the checkpoint holds; readable with ``weights_only=True``)."""
+        return {
+            "landmark_ids": list(self.landmark_ids),
+            "target_ids": list(self.target_ids),
+            "landmark_mean": torch.from_numpy(self.landmark_scaler.mean),
+            "landmark_std": torch.from_numpy(self.landmark_scaler.std),
+            "target_mean": torch.from_numpy(self.target_scaler.mean),
+            "target_std": torch.from_numpy(self.target_scaler.std),
+            "eps": self.landmark_scaler.eps,
+            "info": dict(self.info),
+            "reference": _tensor(self.reference),
+            "landmark_reference": _tensor(self.landmark_reference),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Preprocessing":
+        return cls(
+            landmark_ids=list(d["landmark_ids"]),
+            target_ids=list(d["target_ids"]),
+            landmark_scaler=Standardizer(d["landmark_mean"].numpy(), d["landmark_std"].numpy(), d["eps"]),
+            target_scaler=Standardizer(d["target_mean"].numpy(), d["target_std"].numpy(), d["eps"]),
+            info=dict(d.get("info", {})),
+            reference=_array(d.get("reference")),
+            landmark_reference=_array(d.get("landmark_reference")),
+        )
+
+
+def _tensor(values: np.ndarray | None) -> torch.Tensor | None:
+    return None if values is None else torch.from_numpy(np.asarray(values))
+
+
+def _array(values: torch.Tensor | None) -> np.ndarray | None:
+    return None if values is None else values.numpy()
+
+
+def _quantile_normalize_(data: ExpressionData, train: np.ndarray) -> np.ndarray:
+    """Rank-map every sample (landmarks and targets together) in place; returns the reference used."""
+    n_lm = data.landmarks.shape[1]
+
+    def joined(rows) -> np.ndarray:
+        return np.hstack([data.landmarks[rows], data.targets[rows]])
+
+    reference = data.reference
+    if reference is None:
+        reference = np.zeros(n_lm + data.targets.shape[1])
+        with progress_bar("Quantile reference of the training samples", len(train)) as advance:
+            for start in range(0, len(train), BLOCK):
+                rows = train[start : start + BLOCK]
+                reference += reference_quantiles(joined(rows)) * len(rows)
+                advance(len(rows))
+        reference /= len(train)
+    with progress_bar("Quantile normalisation", len(data.sample_ids)) as advance:
+        for start in range(0, len(data.sample_ids), BLOCK):
+            rows = slice(start, start + BLOCK)
+            mapped = rank_map(joined(rows), reference)
+            data.landmarks[rows], data.targets[rows] = mapped[:, :n_lm], mapped[:, n_lm:]
+            advance(len(mapped))
+    return reference
