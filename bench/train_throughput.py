@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
+import copy
 import functools
 import gc
 import logging
@@ -111,18 +112,12 @@ def compose(overrides: list[str], workdir: str | Path | None = None):
 
 
 def build_data(cfg):
-    """The DataModule of ``src.train``, prepared and set up; then, as ``src.train`` does, glibc is told to
-    keep freed memory unless ``keep_freed_memory=false`` (this lasts for the rest of the process)."""
-    import hydra
-    import lightning as L
+    """``src.train``'s DataModule (``build_datamodule``: checked, seeded, prepared, set up); then, as
+    ``src.train``'s ``keep_freed_memory`` callback does when fitting starts, glibc is told to keep freed
+    memory unless ``keep_freed_memory=false`` (this lasts for the rest of the process)."""
+    from src.train import build_datamodule
 
-    from src.utils.config import validate_config
-
-    validate_config(cfg)
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
-    datamodule.prepare_data()
-    datamodule.setup("fit")
+    datamodule = build_datamodule(cfg)
     if cfg.get("keep_freed_memory", True):
         from src.utils.allocator import keep_freed_memory
 
@@ -131,17 +126,13 @@ def build_data(cfg):
 
 
 def build_model(cfg, datamodule):
-    """The LightningModule of ``src.train``, seeded as there (so every build has the same weights)."""
-    import hydra
+    """``src.train``'s training plan (``build_model``), seeded first so that every build has the same weights."""
     import lightning as L
-    from omegaconf import OmegaConf
+
+    from src.train import build_model as build
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    model = hydra.utils.instantiate(
-        cfg.model, n_inputs=datamodule.n_landmarks, n_outputs=datamodule.n_targets, _convert_="all"
-    )
-    model.attach_data(datamodule.gene_space, OmegaConf.to_container(cfg.data, resolve=True))
-    return model
+    return build(cfg, datamodule)
 
 
 def n_parameters(model) -> int:
@@ -185,27 +176,23 @@ class StepTimer:
 
 
 def make_trainer(cfg, model, callbacks: list, max_steps: int = -1, **extra):
-    """``src.train``'s Trainer from ``cfg.trainer``, without logger, checkpoints, progress bar or validation."""
-    import hydra
+    """``src.train``'s Trainer (``build_trainer``, after its strategy choice) without logger, checkpoints,
+    progress bar or validation."""
+    from omegaconf import open_dict
 
-    from src.utils.config import trainer_overrides
+    from src.train import build_trainer
+    from src.utils.config import choose_strategy
 
     steps_per_epoch = 9600 // 200  # only used to make sure max_epochs never stops a run first
     max_epochs = extra.pop("max_epochs", max(cfg.trainer.max_epochs or 1, math.ceil(max_steps / steps_per_epoch) + 1))
-    return hydra.utils.instantiate(
-        cfg.trainer,
-        callbacks=callbacks,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-        max_steps=max_steps,
-        max_epochs=max_epochs,
-        **extra,
-        **trainer_overrides(cfg, model),
-    )
+    cfg = copy.deepcopy(cfg)
+    choose_strategy(cfg, model)
+    with open_dict(cfg):
+        cfg.trainer.update(
+            enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+            num_sanity_val_steps=0, max_steps=max_steps, max_epochs=max_epochs, **extra,
+        )
+    return build_trainer(cfg, [], callbacks)
 
 
 # ------------------------------------------------------------------------- the two paths

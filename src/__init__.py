@@ -1,5 +1,5 @@
 """gexinfer: gene expression inference (D-GEX, E-GEX and baselines) with Lightning and Hydra."""
 
-from src.utils.resolvers import register_resolvers
+from src.common.resolvers import register_resolvers
 
 register_resolvers()

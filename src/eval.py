@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.models.checkpoint import load_model
 from src.utils.instantiate import instantiate_all
+from src.utils.loggers import closing
 from src.utils.results import save_results, scalar_metrics, show_results
 
 
@@ -40,11 +41,13 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     datamodule.prepare_data()
     datamodule.setup("test")
     check_same_genes(model.gene_space, datamodule.gene_space, str(cfg.ckpt_path))
-    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, logger=instantiate_all(cfg.get("logger")) or False)
+    loggers = instantiate_all(cfg.get("logger"))
+    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False)
     metrics = {}
-    for run in (trainer.validate, trainer.test):
-        for result in run(model, datamodule=datamodule, verbose=False):
-            metrics.update(scalar_metrics(result))
+    with closing(loggers):
+        for run in (trainer.validate, trainer.test):
+            for result in run(model, datamodule=datamodule, verbose=False):
+                metrics.update(scalar_metrics(result))
     if cfg.get("data_name"):
         model.names["data"] = str(cfg.data_name)
     if trainer.is_global_zero:

@@ -1,51 +1,59 @@
 """Train a model: ``python -m src.train [model=egex] [data=synthetic] [trainer.devices=2] ...``.
 
-``train(cfg)`` does the work and returns the final metrics (tests call it directly); ``main`` is the
-thin Hydra command-line wrapper.
+``build(cfg)`` composes the objects of a run (DataModule, training plan, Trainer, loggers) and
+``train(cfg)`` builds them, then runs: fit, validate and test the best checkpoint, write the run
+folder. Tests and ``bench/`` call both directly; ``main`` is the thin Hydra command-line wrapper.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import hydra
 import lightning as L
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
-from src.utils.allocator import keep_freed_memory
-from src.utils.config import plain_config, resolve_ckpt_path, trainer_overrides, validate_config
+from src.reporting.wandb_log import log_per_gene
+from src.utils.config import choose_strategy, plain_config, resolve_ckpt_path, save_config, validate_config
 from src.utils.ddp_launch import ranks_run_this_job, wait_for_ranks
 from src.utils.instantiate import instantiate_all
+from src.utils.loggers import closing, configure_wandb
 from src.utils.results import save_results, scalar_metrics, show_results
-from src.utils.wandb_mode import resolve_wandb_mode, sweep_identity
-from src.utils.wandb_results import log_per_gene
 
 log = logging.getLogger(__name__)
 
 
-def train(cfg: DictConfig) -> dict[str, float]:
-    """Train ``cfg.model`` on ``cfg.data``, then validate and test the best checkpoint.
+@dataclass
+class Run:
+    """Everything one training run is made of, built from its config by :func:`build`."""
 
-    Writes ``metrics.json`` (final ``val/*`` and ``test/*``) and ``per_gene_test.tsv`` into
-    ``cfg.paths.output_dir`` (process 0 only) and returns the metrics.
-    """
+    cfg: DictConfig
+    datamodule: L.LightningDataModule
+    model: L.LightningModule
+    trainer: L.Trainer
+    loggers: list = field(default_factory=list)
+    ckpt_path: str | None = None  # the checkpoint to resume from, if any
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.cfg.paths.output_dir)
+
+
+def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
+    """Check ``cfg``, seed everything with ``cfg.seed``, then the DataModule of ``cfg.data``, prepared and set up."""
     validate_config(cfg)
-    ckpt_path = resolve_ckpt_path(cfg)
     L.seed_everything(cfg.seed, workers=True)
-    output_dir = Path(cfg.paths.output_dir)
-    if cfg.get("logger") and "wandb" in cfg.logger:
-        resolve_wandb_mode(str(output_dir))
-        identity = sweep_identity()
-        if identity and not cfg.logger.wandb.get("group"):
-            with open_dict(cfg):
-                cfg.logger.wandb.update(identity)
-
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     datamodule.prepare_data()
     datamodule.setup("fit")
-    if cfg.get("keep_freed_memory", True):
-        keep_freed_memory()  # after the data are loaded: steps stop refaulting their memory (src/utils/allocator.py)
+    return datamodule
+
+
+def build_model(cfg: DictConfig, datamodule) -> L.LightningModule:
+    """The training plan of ``cfg.model``, sized for the data, with the data's preprocessing, its config and
+    the method/data names attached (all of which its checkpoints carry)."""
     model = hydra.utils.instantiate(
         cfg.model, n_inputs=datamodule.n_landmarks, n_outputs=datamodule.n_targets, _convert_="all"
     )
@@ -55,38 +63,67 @@ def train(cfg: DictConfig) -> dict[str, float]:
         method=cfg.get("method"),
         data=cfg.get("data_name"),
     )
+    return model
 
-    loggers = instantiate_all(cfg.get("logger"))
-    trainer: L.Trainer = hydra.utils.instantiate(
-        cfg.trainer,
-        callbacks=instantiate_all(cfg.get("callbacks")),
-        logger=loggers or False,
-        **trainer_overrides(cfg, model),
+
+def build_trainer(cfg: DictConfig, loggers: list, callbacks: list = ()) -> L.Trainer:
+    """The Trainer of ``cfg.trainer`` with the callbacks of ``cfg.callbacks`` (plus ``callbacks``) and ``loggers``."""
+    return hydra.utils.instantiate(
+        cfg.trainer, callbacks=[*instantiate_all(cfg.get("callbacks")), *callbacks], logger=loggers or False
     )
-    for logger in loggers:
-        logger.log_hyperparams(plain_config(cfg))
-    with ranks_run_this_job(cfg):
+
+
+def build(cfg: DictConfig, datamodule=None, callbacks: list = ()) -> Run:
+    """Everything a training run is made of: the DataModule (prepared and set up; ``datamodule`` reuses
+    one already built from ``cfg.data``), the training plan, the loggers and the Trainer (with
+    ``callbacks`` added to the configured ones, e.g. a benchmark's timer).
+
+    Settings chosen here rather than by the user (the DDP strategy for plans with unused parameters,
+    W&B's group and name in a sweep) are written into ``cfg`` and into the saved
+    ``.hydra/config.yaml``, so the saved config is what ran.
+    """
+    validate_config(cfg)
+    ckpt_path = resolve_ckpt_path(cfg)
+    configure_wandb(cfg)
+    datamodule = datamodule or build_datamodule(cfg)
+    model = build_model(cfg, datamodule)
+    choose_strategy(cfg, model)
+    save_config(cfg)
+    loggers = instantiate_all(cfg.get("logger"))
+    return Run(cfg, datamodule, model, build_trainer(cfg, loggers, callbacks), loggers, ckpt_path)
+
+
+def fit_and_test(run: Run) -> dict[str, float]:
+    """Fit, then validate and test the best checkpoint (the final weights without checkpointing);
+    process 0 writes ``metrics.json`` and ``per_gene_test.tsv``. Returns the ``val/*`` and ``test/*`` metrics."""
+    trainer, model, datamodule = run.trainer, run.model, run.datamodule
+    for logger in run.loggers:
+        logger.log_hyperparams(plain_config(run.cfg))
+    with ranks_run_this_job(run.cfg):
         try:
-            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+            trainer.fit(model, datamodule=datamodule, ckpt_path=run.ckpt_path)
             best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-            ckpt = "best" if best else None
             metrics = {}
-            for run in (trainer.validate, trainer.test):
-                for result in run(model, datamodule=datamodule, ckpt_path=ckpt, verbose=False):
+            for stage in (trainer.validate, trainer.test):
+                for result in stage(model, datamodule=datamodule, ckpt_path="best" if best else None, verbose=False):
                     metrics.update(scalar_metrics(result))
             if trainer.is_global_zero:
-                save_results(output_dir, metrics, model, best_checkpoint=best)
-                for logger in loggers:
+                save_results(run.output_dir, metrics, model, best_checkpoint=best)
+                for logger in run.loggers:
                     if type(logger).__name__ == "WandbLogger":
-                        log_per_gene(logger, output_dir)
+                        log_per_gene(logger, run.output_dir)
         finally:
-            if any(type(lg).__name__ == "WandbLogger" for lg in loggers):
-                import wandb
-
-                wandb.finish()
             wait_for_ranks(trainer)
-    if trainer.is_global_zero:  # last, so that it is what the terminal ends with
-        show_results(output_dir, metrics, model)
+    return metrics
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Build the run of ``cfg`` and run it; the loggers are closed whatever happens. Returns the metrics."""
+    run = build(cfg)
+    with closing(run.loggers):
+        metrics = fit_and_test(run)
+    if run.trainer.is_global_zero:  # last, so that it is what the terminal ends with
+        show_results(run.output_dir, metrics, run.model)
     return metrics
 
 

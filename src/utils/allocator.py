@@ -15,6 +15,8 @@ import ctypes.util
 import logging
 import sys
 
+from lightning.pytorch.callbacks import Callback
+
 log = logging.getLogger(__name__)
 
 M_TRIM_THRESHOLD = -1
@@ -35,3 +37,15 @@ def keep_freed_memory() -> bool:
     if ok:
         log.debug("glibc malloc: large blocks from the heap, freed memory kept")
     return ok
+
+
+class KeepFreedMemory(Callback):
+    """Apply :func:`keep_freed_memory` when fitting starts, i.e. after the data were loaded (whose
+    temporaries are returned to the OS as usual); ``enabled=false`` leaves glibc's defaults."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        if self.enabled:
+            keep_freed_memory()

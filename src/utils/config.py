@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from src.utils.checkpoint_io import AtomicCheckpointIO
+from src.common.atomic import atomic_path
+from src.common.progress import is_first_process
 
 
 def validate_config(cfg: DictConfig) -> None:
@@ -30,16 +32,31 @@ def validate_config(cfg: DictConfig) -> None:
         raise FileNotFoundError(f"ckpt_path={ckpt}: no such checkpoint file")
 
 
-def trainer_overrides(cfg: DictConfig, model) -> dict:
-    """Trainer arguments we always add: atomic checkpoint writes, and DDP that tolerates parameters without
-    gradients for models trained in stages (E-GEX), when the user left the strategy to Lightning or asked for plain ddp."""
-    overrides = {"plugins": [AtomicCheckpointIO()]}  # checkpoints are written atomically
+def choose_strategy(cfg: DictConfig, model) -> None:
+    """DDP that tolerates parameters without gradients for plans trained in stages (E-GEX's pre-training),
+    when the user left the strategy to Lightning or asked for plain ``ddp``; written into ``cfg.trainer``."""
     strategy = cfg.trainer.get("strategy", "auto")
     if getattr(model, "has_unused_parameters", False) and strategy in ("auto", "ddp"):
         devices, nodes = cfg.trainer.get("devices", 1), cfg.trainer.get("num_nodes", 1) or 1
         if not (isinstance(devices, int) and devices * nodes == 1):
-            overrides["strategy"] = "ddp_find_unused_parameters_true"
-    return overrides
+            with open_dict(cfg):
+                cfg.trainer.strategy = "ddp_find_unused_parameters_true"
+
+
+def save_config(cfg: DictConfig) -> Path | None:
+    """Rewrite the run's saved ``.hydra/config.yaml`` with ``cfg`` as it is now (after the settings chosen
+    in code), so the saved config is what ran. Only the first process writes; None without a saved config."""
+    if not is_first_process() or not HydraConfig.initialized():
+        return None
+    subdir = HydraConfig.get().output_subdir
+    if subdir is None:
+        return None
+    saved = Path(cfg.paths.output_dir) / subdir / "config.yaml"
+    if not saved.is_file():
+        return None
+    with atomic_path(saved) as tmp:
+        tmp.write_text(OmegaConf.to_yaml(cfg))
+    return saved
 
 
 def resolve_ckpt_path(cfg: DictConfig) -> str | None:

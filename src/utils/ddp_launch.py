@@ -24,6 +24,16 @@ from omegaconf import DictConfig, OmegaConf
 from src.common.atomic import atomic_path
 from src.utils.config import plain_config
 
+_LAUNCHERS = (fabric_launcher, trainer_launcher)  # the Trainer's module imports the name from Fabric's
+if not all(hasattr(launcher, "_hydra_subprocess_cmd") for launcher in _LAUNCHERS):
+    import lightning
+
+    raise ImportError(
+        f"lightning {lightning.__version__} has no _hydra_subprocess_cmd in its subprocess launcher, which "
+        "src/utils/ddp_launch.py replaces to run DDP inside Hydra multiruns; install the version pinned in "
+        "pyproject.toml (pip install -e .)"
+    )
+
 JOB_CONFIG = "job_resolved"  # <run>/.hydra/job_resolved.yaml: this job, every interpolation resolved
 _DDP_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
 
@@ -48,7 +58,7 @@ def ranks_run_this_job(cfg: DictConfig) -> Iterator[None]:
     with atomic_path(job_config) as tmp:
         tmp.write_text(OmegaConf.to_yaml(OmegaConf.create(plain_config(cfg))))
     env_before = {key: os.environ.get(key) for key in _DDP_ENV}
-    launchers = (fabric_launcher, trainer_launcher)  # the Trainer's module imports the name from Fabric's
+    launchers = _LAUNCHERS
     originals = [launcher._hydra_subprocess_cmd for launcher in launchers]
     for launcher in launchers:
         launcher._hydra_subprocess_cmd = lambda local_rank: (rank_command(job_config, run_dir, local_rank), os.getcwd())

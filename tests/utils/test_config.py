@@ -1,6 +1,6 @@
 import pytest
 
-from src.utils.config import trainer_overrides, validate_config
+from src.utils.config import choose_strategy, save_config, validate_config
 
 
 def test_global_batch_must_divide_among_processes(train_config):
@@ -17,16 +17,34 @@ def test_lightning_must_not_add_its_own_sampler(train_config):
 def test_staged_models_get_ddp_that_tolerates_unused_parameters(train_config):
     staged = type("M", (), {"has_unused_parameters": True})()
     plain = type("M", (), {"has_unused_parameters": False})()
-    assert trainer_overrides(train_config("trainer.devices=2"), staged)["strategy"] == "ddp_find_unused_parameters_true"
-    assert "strategy" not in trainer_overrides(train_config("trainer.devices=2"), plain)
-    assert "strategy" not in trainer_overrides(train_config(), staged)  # one device: no DDP at all
+    for model, devices, expected in ((staged, 2, "ddp_find_unused_parameters_true"), (plain, 2, "auto"), (staged, 1, "auto")):
+        cfg = train_config(f"trainer.devices={devices}")
+        choose_strategy(cfg, model)
+        assert cfg.trainer.strategy == expected  # written into the config: what ran is what is saved
 
 
 def test_checkpoints_are_always_written_atomically(train_config):
+    import hydra
+
     from src.utils.checkpoint_io import AtomicCheckpointIO
 
-    plain = type("M", (), {})()
-    assert [type(p) for p in trainer_overrides(train_config(), plain)["plugins"]] == [AtomicCheckpointIO]
+    cfg = train_config("logger=none")
+    trainer = hydra.utils.instantiate(cfg.trainer, logger=False)
+    assert isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO)
+
+
+def test_the_saved_config_is_rewritten_with_what_ran(train_config):
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+
+    cfg = train_config("trainer.devices=2", "model=egex", "experiment=egex_staged")
+    saved = Path(cfg.paths.output_dir) / ".hydra" / "config.yaml"
+    saved.parent.mkdir(parents=True)
+    saved.write_text(OmegaConf.to_yaml(cfg))
+    choose_strategy(cfg, type("M", (), {"has_unused_parameters": True})())
+    assert save_config(cfg) == saved
+    assert OmegaConf.load(saved).trainer.strategy == "ddp_find_unused_parameters_true"
 
 
 def test_ckpt_path_last_means_this_run_folders_last_checkpoint(train_config):
