@@ -36,10 +36,15 @@ print(json.dumps({"seconds": time.perf_counter() - t, "peak_gib": peak_rss_gib()
 
 PIPELINE = """
 import json, sys, time
-from src.data.datamodules import GEODataModule
-from bench.common import peak_rss_gib
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from bench.common import ROOT, peak_rss_gib
 path, maps, cache, stage = sys.argv[1:5]
-dm = GEODataModule(path, f"{maps}/map_lm.txt", f"{maps}/map_tg.txt", cache)
+# The data=geo preset of conf/data/geo.yaml, exactly as `python -m src.train data=geo ...` builds it.
+with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
+    cfg = compose("train", overrides=["data=geo", f"data.source.path={path}", f"data.source.landmark_map={maps}/map_lm.txt",
+                                      f"data.source.target_map={maps}/map_tg.txt", f"data.source.cache_dir={cache}"])
+dm = instantiate(cfg.data, _convert_="all")
 t = time.perf_counter()
 dm.prepare_data() if stage == "prepare" else dm.setup("fit")
 out = {"seconds": time.perf_counter() - t, "peak_gib": peak_rss_gib()}

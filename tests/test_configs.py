@@ -6,17 +6,17 @@ from omegaconf import OmegaConf
 
 from tests.conftest import CONF, GPL96, SHARED
 
-MAP_ARGS = [f"data.landmark_map={SHARED}/dgex/map_lm.txt", f"data.target_map={SHARED}/dgex/map_tg.txt"]
+MAP_ARGS = [f"data.source.landmark_map={SHARED}/dgex/map_lm.txt", f"data.source.target_map={SHARED}/dgex/map_tg.txt"]
 
 MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
-DATA = sorted(p.stem for p in (CONF / "data").glob("*.yaml"))
+DATA = sorted(p.stem for p in (CONF / "data").glob("*.yaml") if not p.stem.startswith("_"))  # _datamodule: shared keys
 DATA_ARGS = {
     "gctx": [f"data.source.path={GPL96}", "data.source.landmark_ids=[202954_at,219222_at]",
              "data.source.target_ids=[1007_s_at]"],
-    "geo": [f"data.gctx_path={GPL96}", *MAP_ARGS],
-    "gtex": ["data.gctx_path=GTEx_RNASeq_RPKM_n2921x55993.gctx", *MAP_ARGS],
-    "1000g": ["data.path=GD462.GeneQuantRPKM.50FN.samplename.resk10.txt", *MAP_ARGS],
-    "matrix": ["data.path=expression.h5ad", *MAP_ARGS],
+    "geo": [f"data.source.path={GPL96}", *MAP_ARGS],
+    "gtex": ["data.source.path=GTEx_RNASeq_RPKM_n2921x55993.gctx", *MAP_ARGS],
+    "1000g": ["data.source.path=GD462.GeneQuantRPKM.50FN.samplename.resk10.txt", *MAP_ARGS],
+    "matrix": ["data.source.path=expression.h5ad", *MAP_ARGS],
 }
 
 
@@ -81,7 +81,7 @@ def test_cross_platform_evaluation_recipes_take_the_reference_from_the_checkpoin
     from tests.conftest import compose_config
 
     cfg = compose_config("eval", tmp_path, [f"experiment={experiment}", "ckpt_path=geo.ckpt", *DATA_ARGS[data][:1], *MAP_ARGS])
-    assert cfg.data._target_.startswith("src.data.datamodules.") and cfg.data.reference == "geo.ckpt"
+    assert cfg.data._target_ == "src.data.datamodule.ExpressionDataModule" and cfg.data.source.reference == "geo.ckpt"
     assert cfg.data_name == data
     hydra.utils.instantiate(cfg.data, _convert_="all")
 

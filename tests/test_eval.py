@@ -75,13 +75,13 @@ def test_a_geo_model_is_tested_on_1000g_and_gtex_files_as_published(train_config
     if not maps[0].exists():
         pytest.skip("D-GEX maps not found")
     geo = write_geo_like(tmp_path / "bgedv2_QNORM.gctx", *maps, 600)
-    args = [f"data.landmark_map={maps[0]}", f"data.target_map={maps[1]}"]
-    cfg = train_config("data=geo", f"data.gctx_path={geo}", *args, "model=lr", "debug=fast", "data.split=[0.8,0.1,0.1]")
+    args = [f"data.source.landmark_map={maps[0]}", f"data.source.target_map={maps[1]}"]
+    cfg = train_config("data=geo", f"data.source.path={geo}", *args, "model=lr", "debug=fast", "data.split=[0.8,0.1,0.1]")
     train(cfg)
     ckpt = f"{cfg.paths.output_dir}/checkpoints/best.ckpt"
     files = {
-        "geo_to_1000g": f"data.path={write_geuvadis_like(tmp_path / 'GD462.GeneQuantRPKM.50FN.samplename.resk10.txt', *maps, 200)}",
-        "geo_to_gtex": f"data.gctx_path={write_gtex_like(tmp_path / 'GTEx_RNASeq_RPKM_n2921x55993.gctx', *maps, 200)}",
+        "geo_to_1000g": f"data.source.path={write_geuvadis_like(tmp_path / 'GD462.GeneQuantRPKM.50FN.samplename.resk10.txt', *maps, 200)}",
+        "geo_to_gtex": f"data.source.path={write_gtex_like(tmp_path / 'GTEx_RNASeq_RPKM_n2921x55993.gctx', *maps, 200)}",
     }
     for experiment, path in files.items():
         ecfg = compose_config("eval", tmp_path / experiment, [f"experiment={experiment}", f"ckpt_path={ckpt}", path,

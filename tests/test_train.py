@@ -71,8 +71,8 @@ def test_missing_checkpoint_is_named(train_config):
 def test_a_model_trains_on_the_geo_pipeline_of_real_gpl96_data(train_config, gpl96):
     from tests.conftest import SHARED
 
-    maps = [f"data.landmark_map={SHARED}/dgex/map_lm.txt", f"data.target_map={SHARED}/dgex/map_tg.txt"]
-    cfg = train_config("data=geo", f"data.gctx_path={gpl96}", *maps, "model=egex", "debug=fast", "logger=csv",
+    maps = [f"data.source.landmark_map={SHARED}/dgex/map_lm.txt", f"data.source.target_map={SHARED}/dgex/map_tg.txt"]
+    cfg = train_config("data=geo", f"data.source.path={gpl96}", *maps, "model=egex", "debug=fast", "logger=csv",
                        "data.batch_size=15", "trainer.max_epochs=5")
     metrics = train(cfg)
     assert metrics["test/mae"] < _mean_predictor_mae(cfg)

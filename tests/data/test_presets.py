@@ -1,16 +1,18 @@
-"""The published data sets' DataModules on real GPL96 data and on files in the published formats."""
+"""The data presets of conf/data/ (YAML over the one ExpressionDataModule), built as the command line
+builds them, on real GPL96 data and on files in the published formats."""
 
+import hydra
 import numpy as np
 import pytest
 import torch
 
-from src.data.datamodules import GEODataModule, RNASeqDataModule
 from src.data.genes import match_genes, read_gene_map
 from src.data.io.gctx import read_matrix
 from src.data.preprocess import rank_map, reference_quantiles, split_indices
-from tests.conftest import SHARED
+from tests.conftest import CONF, SHARED, compose_config
 
 MAPS = SHARED / "dgex" / "map_lm.txt", SHARED / "dgex" / "map_tg.txt"
+PRESETS = sorted(p.stem for p in (CONF / "data").glob("*.yaml") if not p.stem.startswith("_"))
 
 
 @pytest.fixture
@@ -20,8 +22,43 @@ def maps():
     return MAPS
 
 
+def preset_config(tmp_path, name: str, *overrides: str):
+    """``conf/data/<name>.yaml`` composed with ``data.*`` overrides, its cache under ``tmp_path/cache``."""
+    return compose_config("train", tmp_path / "run", [f"data={name}", *overrides], data_dir=tmp_path).data
+
+
+def preset(tmp_path, name: str, path, lm, tg, *overrides: str):
+    """The DataModule of preset ``name`` on one file and two gene maps, as ``src.train`` builds it."""
+    maps = [f"data.source.path={path}", f"data.source.landmark_map={lm}", f"data.source.target_map={tg}"]
+    return hydra.utils.instantiate(preset_config(tmp_path, name, *maps, *overrides), _convert_="all")
+
+
+def test_every_preset_is_the_one_datamodule_with_the_shared_options_stated_once(tmp_path):
+    for name in PRESETS:
+        data = preset_config(tmp_path, name)
+        assert data._target_ == "src.data.datamodule.ExpressionDataModule", name
+        assert data.source._target_.startswith("src.data.sources."), name
+        assert (data.split_seed, data.batch_size, data.eval_batch_size, data.max_samples) == (0, 200, 1000, None), name
+    for path in (CONF / "data").glob("[!_]*.yaml"):
+        assert "batch_size" not in path.read_text() and "split_seed" not in path.read_text(), path.name
+
+
+def test_the_published_data_sets_presets_state_the_papers_preprocessing(tmp_path):
+    geo, g1000, gtex = (preset_config(tmp_path, name) for name in ("geo", "1000g", "gtex"))
+    assert list(geo.split) == [88807, 11101, 11101] and geo.quantile_normalize
+    assert (geo.source.format, geo.source.id_type, geo.source.remove_duplicates) == ("gctx", "probe", True)
+    assert (geo.source.duplicate_threshold, geo.source.duplicate_clusters) == (1.0, 100)
+    for rnaseq, fmt in ((g1000, "table"), (gtex, "gctx")):
+        assert (rnaseq.source.format, rnaseq.source.id_type, rnaseq.source.log2) == (fmt, "ensembl", True)
+        assert rnaseq.quantile_normalize and rnaseq.source.reference is None and not rnaseq.source.remove_duplicates
+    assert list(g1000.source.reader_options.annotation_columns) == ["Gene_Symbol", "Chr", "Coord"]
+    # Any source key, and the source itself, is an override away.
+    other = preset_config(tmp_path, "matrix", "data/source=gctx", "data.source.path=x.gctx")
+    assert other.source._target_ == "src.data.sources.GCTXSource" and other.source.path == "x.gctx"
+
+
 def test_geo_pipeline_on_real_gpl96_matches_a_direct_computation(gpl96, maps, tmp_path):
-    dm = GEODataModule(gpl96, *maps, tmp_path / "cache", split_seed=3)
+    dm = preset(tmp_path, "geo", gpl96, *maps, "data.split_seed=3")
     dm.prepare_data()
     dm.setup("fit")
     # Direct: probes -> genes, the paper's split scaled to 57 samples, a reference from the training
@@ -43,7 +80,7 @@ def test_geo_pipeline_on_real_gpl96_matches_a_direct_computation(gpl96, maps, tm
 
 
 def test_test_samples_do_not_move_the_reference_or_the_statistics(gpl96, maps, tmp_path):
-    dm = GEODataModule(gpl96, *maps, tmp_path / "cache", split_seed=3)
+    dm = preset(tmp_path, "geo", gpl96, *maps, "data.split_seed=3")
     dm.setup("fit")
     values, header = read_matrix(gpl96)
     _, _, test = split_indices(57, (88807, 11101, 11101), seed=3)
@@ -51,7 +88,7 @@ def test_test_samples_do_not_move_the_reference_or_the_statistics(gpl96, maps, t
     from src.data.io.gctx import write_gctx
 
     shifted = write_gctx(tmp_path / "shifted.gctx", values, header.sample_ids, header.feature_ids)
-    other = GEODataModule(shifted, *maps, tmp_path / "cache", split_seed=3)
+    other = preset(tmp_path, "geo", shifted, *maps, "data.split_seed=3")
     other.setup("fit")
     np.testing.assert_allclose(other.gene_space.reference, dm.gene_space.reference)
     np.testing.assert_allclose(other.gene_space.target_scaler.mean, dm.gene_space.target_scaler.mean)
@@ -69,8 +106,7 @@ def test_rnaseq_is_rank_mapped_onto_a_given_reference(tmp_path):
     table.write_text("TargetID\tGene_Symbol\tChr\tCoord\t" + "\t".join(f"HG{i:05d}" for i in range(30)) + "\n" + "\n".join(rows) + "\n")
     reference = tmp_path / "reference.txt"
     np.savetxt(reference, [2.0, 5.0, 7.0, 11.0])
-    dm = RNASeqDataModule(table, lm, tg, tmp_path / "cache", reference=reference, format="table",
-                          reader_options={"orientation": "features_in_rows"})
+    dm = preset(tmp_path, "1000g", table, lm, tg, f"data.source.reference={reference}")
     dm.setup("fit")
     np.testing.assert_allclose(dm.gene_space.reference, [2.0, 5.0, 7.0, 11.0])
     expected = rank_map(np.log2(rpkm.T + 1), np.array([2.0, 5.0, 7.0, 11.0]))  # samples x genes
@@ -83,11 +119,10 @@ def test_rnaseq_is_rank_mapped_onto_a_given_reference(tmp_path):
 
 
 @pytest.mark.parametrize("suffix", [".h5ad", ".csv", ".gctx"])
-def test_the_generic_module_reads_any_format_with_gene_ids_and_log2(tmp_path, suffix):
+def test_the_matrix_preset_reads_any_format_with_gene_ids_and_log2(tmp_path, suffix):
     import anndata
     import pandas as pd
 
-    from src.data.datamodules import MatrixDataModule
     from src.data.io.gctx import write_gctx
 
     lm, tg = tmp_path / "lm.txt", tmp_path / "tg.txt"
@@ -103,10 +138,25 @@ def test_the_generic_module_reads_any_format_with_gene_ids_and_log2(tmp_path, su
         pd.DataFrame(values, index=samples, columns=genes).to_csv(path)
     else:
         write_gctx(path, values, samples, genes)
-    dm = MatrixDataModule(path, lm, tg, tmp_path / "cache", source_options={"log2": True}, split=[0.5, 0.25, 0.25])
+    dm = preset(tmp_path, "matrix", path, lm, tg, "data.source.log2=true", "data.split=[0.5,0.25,0.25]")
     dm.setup()
     logged = np.log2(values + 1)
     scaler = dm.gene_space.landmark_scaler
     rows = [int(s[1:]) for s in dm.sample_ids["train"]]
     np.testing.assert_allclose(scaler.inverse(dm.splits["train"].landmarks.numpy()), logged[rows][:, [1, 3]], rtol=1e-5)
     assert dm.gene_space.landmark_ids == ["ENSG01", "ENSG02"] and dm.gene_space.reference is None
+
+
+def test_a_checkpoints_stored_data_config_rebuilds_the_same_data(gpl96, maps, tmp_path):
+    """Checkpoints keep the resolved preset (nested ``_target_``s); ``src.eval`` without data= instantiates it."""
+    from omegaconf import OmegaConf
+
+    overrides = [f"data.source.path={gpl96}", f"data.source.landmark_map={maps[0]}", f"data.source.target_map={maps[1]}"]
+    cfg = preset_config(tmp_path, "geo", *overrides)
+    dm = hydra.utils.instantiate(cfg, _convert_="all")
+    stored = OmegaConf.to_container(cfg, resolve=True)  # what src.train saves as the checkpoint's data_config
+    rebuilt = hydra.utils.instantiate(OmegaConf.create(stored), _convert_="all")
+    dm.setup("fit")
+    rebuilt.setup("test")
+    assert rebuilt.sample_ids == dm.sample_ids
+    torch.testing.assert_close(rebuilt.splits["test"].targets, dm.splits["test"].targets)
