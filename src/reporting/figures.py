@@ -1,8 +1,13 @@
-"""Figures of a comparison (matplotlib, written as PNG files)."""
+"""Every figure the project draws (matplotlib, written as PNG files; no display needed).
+
+A run's per-gene histograms (logged to W&B) and a comparison's figures (in the report).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -10,7 +15,19 @@ matplotlib.use("Agg")  # files only, no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from src.comparison import Comparison, Run  # noqa: E402
+if TYPE_CHECKING:
+    from src.reporting.comparison import Comparison, Run
+
+
+def per_gene_histograms(mae: Sequence[float], pearson: Sequence[float], path: Path) -> Path:
+    """Histograms of the per-gene test MAE and Pearson correlation (NaN correlations left out)."""
+    pearson = np.asarray(pearson, dtype=float)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    axes[0].hist(list(mae), bins=50, color="tab:blue")
+    axes[0].set(xlabel="test MAE per gene (standardised)", ylabel="genes")
+    axes[1].hist(pearson[~np.isnan(pearson)].tolist(), bins=50, color="tab:green")
+    axes[1].set(xlabel="test Pearson r per gene")
+    return _save(fig, path, dpi=110)
 
 
 def scatter_against_lr(comparison: Comparison, runs: list[Run], path: Path) -> Path | None:
@@ -50,8 +67,8 @@ def mae_distributions(comparison: Comparison, runs: list[Run], path: Path) -> Pa
     return _save(fig, path)
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig, path: Path, dpi: int = 120) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path

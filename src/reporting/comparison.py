@@ -1,18 +1,19 @@
 """Collect finished runs and compare them the way the D-GEX paper reports results.
 
-A run is a folder with ``metrics.json`` and ``per_gene_test.tsv`` (written by ``src.train`` and
-``src.eval``). Runs are grouped by the data set they were tested on; within a group every method is
-compared with ``lr`` (linear regression) and with the best D-GEX run, gene by gene.
+Runs are read from their run folders (:class:`~src.reporting.run_folder.RunFolder`, written by
+``src.train`` and ``src.eval``) and grouped by the data set they were tested on; within a group every
+method is compared with ``lr`` (linear regression) and with the best D-GEX run, gene by gene.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from src.reporting.run_folder import RunFolder
+from src.reporting.tables import markdown_table
 
 
 @dataclass
@@ -34,39 +35,27 @@ class Run:
         return self.per_gene_mae[[index[g] for g in genes]]
 
 
-def read_run(folder: Path) -> Run:
+def read_run(folder: str | Path | RunFolder) -> Run:
     """Read one run folder; errors name the folder and the missing or malformed file."""
-    meta_path, genes_path = folder / "metrics.json", folder / "per_gene_test.tsv"
-    for path in (meta_path, genes_path):
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: missing; a run folder needs metrics.json and per_gene_test.tsv")
-    meta = json.loads(meta_path.read_text())
-    with open(genes_path) as f:
-        rows = list(csv.DictReader(f, delimiter="\t"))
-    if not rows or not {"gene", "mae", "pearson"} <= set(rows[0]):
-        raise ValueError(f"{genes_path}: expected a header 'gene, mae, pearson' and one row per gene")
+    record = (folder if isinstance(folder, RunFolder) else RunFolder(folder)).read(required=("mae", "pearson"))
     return Run(
-        path=folder,
-        method=meta.get("method") or meta.get("model", folder.name),
-        data=meta.get("data") or "data",
-        metrics=meta.get("metrics", {}),
-        genes=[r["gene"] for r in rows],
-        per_gene_mae=np.array([float(r["mae"]) for r in rows]),
-        per_gene_pearson=np.array([float(r["pearson"]) if r["pearson"] not in ("", "nan") else np.nan for r in rows]),
-        noise_floor=meta.get("noise_floor_mae"),
+        path=record.folder.path,
+        method=record.method,
+        data=record.data,
+        metrics=record.metrics,
+        genes=record.per_gene.genes,
+        per_gene_mae=record.per_gene["mae"],
+        per_gene_pearson=record.per_gene["pearson"],
+        noise_floor=record.noise_floor,
     )
 
 
 def find_runs(paths: list[str | Path]) -> list[Run]:
     """Every run folder at or below ``paths`` (single runs, sweep folders, or parents of either)."""
-    folders = []
-    for p in map(Path, paths):
-        if not p.exists():
-            raise FileNotFoundError(f"{p}: no such run or sweep folder")
-        folders += [m.parent for m in sorted(p.rglob("metrics.json"))]
+    folders = RunFolder.find(paths)
     if not folders:
-        raise FileNotFoundError(f"no run folders (with metrics.json) under {', '.join(map(str, paths))}")
-    runs = [read_run(f) for f in dict.fromkeys(folders)]
+        raise FileNotFoundError(f"no run folders (with {RunFolder.METRICS}) under {', '.join(map(str, paths))}")
+    runs = [read_run(f) for f in folders]
     _label(runs)
     return runs
 
@@ -132,16 +121,16 @@ def _fraction_better(run: Run, reference: Run | None) -> float | None:
     return float(100 * np.mean(run.per_gene_mae < reference.mae_on(run.genes)))
 
 
-def markdown_table(comparison: Comparison) -> str:
+def comparison_table(comparison: Comparison) -> str:
     """The comparison as a Markdown table, with the noise floor when the data has one."""
     header = ["method", "MAE (mean ± sd over genes)", "Pearson", "vs LR", "vs D-GEX", "genes better than LR"]
     if comparison.noise_floor:
         header.append("MAE / noise floor")
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
 
     def pct(v, signed=True):
         return "" if v is None else (f"{v:+.2f}%" if signed else f"{v:.2f}%")
 
+    rows = []
     for row in comparison.rows:
         cells = [
             row["method"],
@@ -153,7 +142,8 @@ def markdown_table(comparison: Comparison) -> str:
         ]
         if comparison.noise_floor:
             cells.append(f"{row['vs_floor']:.3f}")
-        lines.append("| " + " | ".join(cells) + " |")
+        rows.append(cells)
+    table = markdown_table(header, rows)
     if comparison.noise_floor:
-        lines.append(f"\nNoise floor (MAE of the true function): {comparison.noise_floor:.4f}")
-    return "\n".join(lines)
+        table += f"\n\nNoise floor (MAE of the true function): {comparison.noise_floor:.4f}"
+    return table

@@ -1,0 +1,54 @@
+"""The comparison report: ``report.md`` with one table per test data set, plus PNG figures.
+
+Reads every run folder at or below the given folders (single runs or sweeps); :func:`log_to_wandb`
+sends the tables and figures to one W&B run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from src.common.wandb_mode import resolve_wandb_mode
+from src.reporting.comparison import compare, comparison_table, find_runs
+from src.reporting.figures import mae_distributions, scatter_against_lr
+
+
+def write_report(paths: list[str | Path], out: str | Path) -> Path:
+    """Write ``report.md`` and figures into ``out``; returns the report's path."""
+    runs = find_runs(paths)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "# Gene expression inference: comparison",
+        "",
+        "MAE is the D-GEX error: mean absolute error on the standardised scale (training-split statistics), "
+        "per gene, averaged over genes (± its standard deviation over genes). 'vs LR' and 'vs D-GEX' are "
+        "relative reductions of that error; 'genes better than LR' counts genes with a lower per-gene MAE.",
+    ]
+    for comparison in compare(runs):
+        slug = "".join(c if c.isalnum() else "_" for c in comparison.data)
+        lines += ["", f"## Test data: {comparison.data}", "", comparison_table(comparison), ""]
+        for name, figure in (
+            ("scatter_vs_lr", scatter_against_lr(comparison, runs, out / f"{slug}_scatter_vs_lr.png")),
+            ("mae_distributions", mae_distributions(comparison, runs, out / f"{slug}_mae_distributions.png")),
+        ):
+            if figure is not None:
+                lines.append(f"![{name}]({figure.name})")
+        lines += ["", "Runs:", *[f"- {r.label}: `{r.path}`" for r in runs if r.data == comparison.data]]
+    report = out / "report.md"
+    report.write_text("\n".join(lines) + "\n")
+    return report
+
+
+def log_to_wandb(report: Path, project: str = "gexinfer") -> None:
+    """Log the report's tables and figures to one W&B run (offline without credentials)."""
+    import wandb
+
+    resolve_wandb_mode(str(report.parent))
+    run = wandb.init(project=project, job_type="report", dir=str(report.parent), name="report")
+    try:
+        run.log({"report": wandb.Html(f"<pre>{report.read_text()}</pre>")})
+        for png in sorted(report.parent.glob("*.png")):
+            run.log({png.stem: wandb.Image(str(png))})
+    finally:
+        run.finish()
