@@ -74,64 +74,152 @@ class GeneColumns:
     """How to turn a file's feature columns into gene values: gather ``columns``, then average each gene's run.
 
     Gene ``g`` is the mean of ``values[:, columns[starts[g]:starts[g + 1]]]`` (one column for most genes).
+    A gene that is not ``present`` (only with ``match_genes(..., allow_missing=True)``) has no columns
+    and comes out as NaN.
     """
 
     columns: np.ndarray  # feature positions, gene after gene
     starts: np.ndarray  # where each gene's run begins in ``columns``
     id_type: str
+    present: np.ndarray | None = None  # bool per gene; None -> every gene present
+
+    def __post_init__(self) -> None:
+        counts = self.counts
+        if self.present is None:
+            object.__setattr__(self, "present", counts > 0)
+            if not self.present.all():
+                raise ValueError("GeneColumns: a gene without columns must be marked as not present")
+        else:
+            present = np.asarray(self.present, dtype=bool)
+            if present.shape != counts.shape or (present != (counts > 0)).any():
+                raise ValueError("GeneColumns: 'present' must hold one flag per gene, True exactly for genes with columns")
+            object.__setattr__(self, "present", present)
 
     @property
     def counts(self) -> np.ndarray:
-        return np.diff(np.r_[self.starts, len(self.columns)])
+        return np.diff(np.r_[self.starts, len(self.columns)]).astype(np.int64)
 
     @property
     def n_genes(self) -> int:
         return len(self.starts)
 
+    @property
+    def n_present(self) -> int:
+        return int(self.present.sum())
+
+    @property
+    def complete(self) -> bool:
+        """True if every gene was found."""
+        return bool(self.present.all())
+
+    def missing(self, gene_ids: Sequence[str]) -> list[str]:
+        """The entries of ``gene_ids`` (one per gene, e.g. a map's symbols or Ensembl ids) of the genes not present."""
+        if len(gene_ids) != self.n_genes:
+            raise ValueError(f"expected {self.n_genes} gene ids (one per gene), got {len(gene_ids)}")
+        return [str(g) for g, p in zip(gene_ids, self.present) if not p]
+
     def compact(self) -> tuple[np.ndarray, "GeneColumns"]:
         """The distinct feature columns to read, and this mapping re-indexed onto a block of just those."""
         needed = np.unique(self.columns)
-        return needed, GeneColumns(np.searchsorted(needed, self.columns), self.starts, self.id_type)
+        return needed, GeneColumns(np.searchsorted(needed, self.columns), self.starts, self.id_type, self.present)
 
     def apply(self, values: np.ndarray) -> np.ndarray:
-        """Gene values (samples x genes, float32) from a block of feature values (samples x features)."""
-        gathered = np.asarray(values, dtype=np.float32)[:, self.columns]
-        if len(self.columns) == self.n_genes:
-            return gathered
-        return (np.add.reduceat(gathered, self.starts, axis=1) / self.counts).astype(np.float32)
+        """Gene values (samples x genes, float32) from a block of feature values (samples x features);
+        NaN for genes that are not present."""
+        values = np.asarray(values, dtype=np.float32)
+        gathered = values[:, self.columns]
+        if self.present.all():
+            if len(self.columns) == self.n_genes:
+                return gathered
+            return (np.add.reduceat(gathered, self.starts, axis=1) / self.counts).astype(np.float32)
+        out = np.full((len(values), self.n_genes), np.nan, dtype=np.float32)
+        if len(self.columns):
+            counts = self.counts[self.present]
+            sums = np.add.reduceat(gathered, self.starts[self.present], axis=1)
+            out[:, self.present] = sums / counts
+        return out
+
+
+_WHAT = {"probe": "probes", "ensembl": "Ensembl gene ids"}
+
+
+def _wanted(gene_map: GeneMap, id_type: str) -> list[list[str]]:
+    """Each gene's ids to look for: its probes, or its Ensembl id without the version suffix."""
+    if id_type == "probe":
+        return gene_map.probes
+    return [[strip_version(e)] for e in gene_map.ensembl_ids]
+
+
+def _found(wanted: list[list[str]], keys: set[str] | dict[str, int]) -> list[bool]:
+    """Per gene: are all its ids among ``keys``?"""
+    return [all(w in keys for w in ws) for ws in wanted]
 
 
 def match_genes(
-    feature_ids: Sequence[str], gene_maps: Sequence[GeneMap], id_type: str = "auto", where: str = "the data"
+    feature_ids: Sequence[str],
+    gene_maps: Sequence[GeneMap],
+    id_type: str = "auto",
+    where: str = "the data",
+    *,
+    allow_missing: bool = False,
+    hint: str = "",
 ) -> GeneColumns:
     """Locate the genes of ``gene_maps`` (in order, one map after the other) among a file's feature ids.
 
     ``id_type`` says what the file's ids are: ``probe`` (each gene averages its map probes),
-    ``ensembl`` (gene ids, matched without their version suffix) or ``auto`` (probes if the file has
-    the maps' probes, else Ensembl ids). Every gene must be found; the error names the missing ones.
+    ``ensembl`` (gene ids, matched without their version suffix) or ``auto`` (the id type that finds
+    more genes of the maps: genes with all their probes in the file, or genes whose Ensembl id is
+    there; a tie goes to probes).
+
+    By default every gene must be found; the error names the missing ids, says how many genes of the
+    map were found, and ends with ``hint`` (e.g. how the caller can run on an incomplete panel).
+    With ``allow_missing`` a probe-level gene is present when at least one of its probes is (its value
+    averages the present ones) and an Ensembl gene when its id is; the others are marked in
+    ``present`` and come out as NaN from :meth:`GeneColumns.apply`. A map of which no gene is found is
+    an error either way, as is an id the file holds more than once.
     """
     if id_type not in ID_TYPES:
         raise ValueError(f"unknown id type {id_type!r}; expected one of {', '.join(ID_TYPES)}")
-    if id_type == "auto":
-        probes = {p for m in gene_maps for p in m.all_probes}
-        id_type = "probe" if sum(f in probes for f in feature_ids) > len(probes) / 2 else "ensembl"
-    keys = list(feature_ids) if id_type == "probe" else [strip_version(str(f)) for f in feature_ids]
+    probe_keys = [str(f) for f in feature_ids]
+    auto = id_type == "auto"
+    if auto:
+        probes, ensembl = set(probe_keys), {strip_version(f) for f in probe_keys}
+        n_probe = sum(sum(_found(_wanted(m, "probe"), probes)) for m in gene_maps)
+        n_ensembl = sum(sum(_found(_wanted(m, "ensembl"), ensembl)) for m in gene_maps)
+        id_type = "probe" if n_probe >= n_ensembl else "ensembl"
+        neither = n_probe == n_ensembl == 0
+    keys = probe_keys if id_type == "probe" else [strip_version(f) for f in probe_keys]
     position: dict[str, int] = {}
     repeated = set()
     for i, key in enumerate(keys):
         if key in position:
             repeated.add(key)
         position.setdefault(key, i)
-    columns, starts = [], []
+    what = _WHAT[id_type]
+    suffix = f"; {hint}" if hint else ""
+    columns, starts, present = [], [], []
     for gene_map in gene_maps:
-        wanted = gene_map.probes if id_type == "probe" else [[e] for e in gene_map.ensembl_ids]
-        missing = [w for ws in wanted for w in ws if w not in position]
-        ambiguous = [w for ws in wanted for w in ws if w in repeated]
-        what = "probes" if id_type == "probe" else "Ensembl gene ids"
-        if missing:
+        wanted = _wanted(gene_map, id_type)
+        originals = gene_map.probes if id_type == "probe" else [[e] for e in gene_map.ensembl_ids]
+        missing = [o for ws, os in zip(wanted, originals) for w, o in zip(ws, os) if w not in position]
+        ambiguous = [o for ws, os in zip(wanted, originals) for w, o in zip(ws, os) if w in repeated]
+        complete = _found(wanted, position)
+        n_found = sum(complete)
+        tried = (
+            "neither the probes nor the Ensembl gene ids of the maps match any feature id "
+            f"(first feature ids: {', '.join(probe_keys[:3]) or 'none'})"
+            if auto and neither else f"looked for {what} (id_type={id_type})"
+        )
+        if allow_missing and missing and not any(any(w in position for w in ws) for ws in wanted):
+            raise ValueError(
+                f"{where}: none of the {len(gene_map)} genes of {gene_map.path} is in the file; {tried}"
+            )
+        if missing and not allow_missing:
+            detail = f"{tried}; " if n_found == 0 else ""
             raise ValueError(
                 f"{where}: {len(missing)} {what} of {gene_map.path} are missing "
-                f"(first: {', '.join(missing[:5])}); expected every gene of the map in the file"
+                f"(first: {', '.join(missing[:5])}); {n_found} of {len(gene_map)} genes of the map were found; "
+                f"{detail}expected every gene of the map in the file{suffix}"
             )
         if ambiguous:
             raise ValueError(
@@ -140,8 +228,31 @@ def match_genes(
             )
         for ws in wanted:
             starts.append(len(columns))
-            columns += [position[w] for w in ws]
-    return GeneColumns(np.array(columns, dtype=np.int64), np.array(starts, dtype=np.int64), id_type)
+            found = [position[w] for w in ws if w in position]
+            columns += found
+            present.append(bool(found))
+    return GeneColumns(
+        np.array(columns, dtype=np.int64), np.array(starts, dtype=np.int64), id_type, np.array(present, dtype=bool)
+    )
+
+
+def read_panel(path: str | Path) -> list[str]:
+    """The ids of a panel file: one id per line, the first tab-separated field counting; blank lines
+    and lines starting with ``#`` are skipped, repeats are dropped (first occurrence kept)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: panel file not found (expected one gene or probe id per line)")
+    ids: dict[str, None] = {}
+    for line in path.read_text(encoding="utf-8-sig").splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        first = line.split("\t", 1)[0].strip()
+        if first:
+            ids.setdefault(first, None)
+    if not ids:
+        raise ValueError(f"{path}: the panel file holds no ids (expected one gene or probe id per line; '#' starts a comment)")
+    return list(ids)
 
 
 def probes_to_genes(values: np.ndarray, probe_ids: Sequence[str], gene_map: GeneMap) -> np.ndarray:

@@ -39,7 +39,7 @@ def test_missing_probes_and_malformed_maps_fail_clearly(tmp_path):
     gene_map = read_gene_map(path)
     values = np.arange(6, dtype=np.float32).reshape(2, 3)
     np.testing.assert_allclose(probes_to_genes(values, ["p1", "p2", "p3"], gene_map), [[0.5, 2], [3.5, 5]])
-    with pytest.raises(ValueError, match=r"the data: 1 probes of .*map.txt are missing \(first: p3\)"):
+    with pytest.raises(ValueError, match=r"the data: 1 probes of .*map.txt are missing \(first: p3\); 1 of 2 genes of the map were found"):
         probes_to_genes(values[:, :2], ["p1", "p2"], gene_map)
     path.write_text("A\tENSG1\n")
     with pytest.raises(ValueError, match=r"map.txt, line 1: expected 'symbol<TAB>Ensembl id<TAB>probe"):
