@@ -40,7 +40,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     datamodule = hydra.utils.instantiate(data_cfg, _convert_="all")
     datamodule.prepare_data()
     datamodule.setup("test")
-    check_same_genes(model.gene_space, datamodule.gene_space, str(cfg.ckpt_path))
+    check_same_genes(model.preprocessing, datamodule.preprocessing, str(cfg.ckpt_path))
     loggers = instantiate_all(cfg.get("logger"))
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False)
     metrics = {}
@@ -51,8 +51,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     if cfg.get("data_name"):
         model.names["data"] = str(cfg.data_name)
     if trainer.is_global_zero:
-        save_results(Path(cfg.paths.output_dir), metrics, model, datamodule.gene_space, checkpoint=cfg.ckpt_path)
-        show_results(Path(cfg.paths.output_dir), metrics, model, datamodule.gene_space)
+        save_results(Path(cfg.paths.output_dir), metrics, model, datamodule.preprocessing, checkpoint=cfg.ckpt_path)
+        show_results(Path(cfg.paths.output_dir), metrics, model, datamodule.preprocessing)
     return metrics
 
 

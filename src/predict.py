@@ -23,7 +23,7 @@ from src.common.progress import progress_bar
 from src.data.genes import match_genes
 from src.data.io.matrix import open_matrix
 from src.data.io.writers import MatrixWriter
-from src.data.preprocess import check_values
+from src.data.transforms import check_values
 from src.models.checkpoint import load_model
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def resolve_device(name: str) -> torch.device:
 def predict(cfg: DictConfig) -> list[Path]:
     """Write the predictions of ``cfg.ckpt_path`` for ``cfg.input`` to ``cfg.output``; returns the files written."""
     model = load_model(cfg.ckpt_path)
-    space = model.gene_space
+    space = model.preprocessing
     if space is None:
         raise ValueError(f"{cfg.ckpt_path}: the checkpoint holds no gene space (ids and statistics); retrain with src.train")
     if not model.predicts_from_landmarks:

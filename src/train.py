@@ -58,7 +58,7 @@ def build_model(cfg: DictConfig, datamodule) -> L.LightningModule:
         cfg.model, n_inputs=datamodule.n_landmarks, n_outputs=datamodule.n_targets, _convert_="all"
     )
     model.attach_data(
-        datamodule.gene_space,
+        datamodule.preprocessing,
         OmegaConf.to_container(cfg.data, resolve=True),
         method=cfg.get("method"),
         data=cfg.get("data_name"),

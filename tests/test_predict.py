@@ -10,22 +10,19 @@ from src.data.io.gctx import read_matrix, write_gctx
 from src.data.io.matrix import open_matrix
 from src.models.checkpoint import load_model
 from src.predict import predict
-from src.train import train
+from src.train import build_datamodule, train
 from tests.conftest import compose_config
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """An LR model on the debug synthetic data, and raw (unstandardised) landmark profiles of its test split."""
-    import hydra
-
     root = tmp_path_factory.mktemp("predict")
     cfg = compose_config("train", root, ["model=lr", "debug=fast", "logger=none"], root / "data")
     train(cfg)
     ckpt = f"{cfg.paths.output_dir}/checkpoints/best.ckpt"
-    dm = hydra.utils.instantiate(cfg.data, _convert_="all")
-    dm.setup()
-    space = dm.gene_space
+    dm = build_datamodule(cfg)
+    space = dm.preprocessing
     landmarks = space.landmark_scaler.inverse(dm.splits["test"].landmarks.numpy())
     model = load_model(ckpt)
     with torch.no_grad():

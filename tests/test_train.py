@@ -2,20 +2,18 @@
 
 import json
 
-import hydra
 import pytest
 import torch
 
 from src.models.checkpoint import load_model
-from src.train import train
+from src.train import build_datamodule, train
 
 MODELS = ["lr", "lr_l1", "lr_l2", "knn", "dgex", "autoencoder", "egex"]
 
 
 def _mean_predictor_mae(cfg) -> float:
     """MAE of predicting the training mean: 0 on the standardised scale."""
-    dm = hydra.utils.instantiate(cfg.data, _convert_="all")
-    dm.setup()
+    dm = build_datamodule(cfg)
     return float(dm.splits["test"].targets.abs().mean())
 
 
@@ -29,7 +27,7 @@ def test_each_model_trains_and_beats_the_mean_predictor(train_config, model):
     saved = json.load(open(f"{out}/metrics.json"))
     assert saved["metrics"]["test/mae"] == pytest.approx(metrics["test/mae"])
     assert saved["noise_floor_mae"] > 0
-    assert load_model(f"{out}/checkpoints/best.ckpt").gene_space.target_ids[0] == "TG00001"
+    assert load_model(f"{out}/checkpoints/best.ckpt").preprocessing.target_ids[0] == "TG00001"
     lines = open(f"{out}/per_gene_test.tsv").read().splitlines()
     assert lines[0] == "gene\tmae\tpearson" and len(lines) == 1 + 300
     per_gene_mean = sum(float(line.split("\t")[1]) for line in lines[1:]) / 300
@@ -40,10 +38,9 @@ def test_checkpoint_carries_genes_statistics_and_data_config(train_config):
     cfg = train_config("model=dgex", "debug=fast")
     train(cfg)
     model = load_model(f"{cfg.paths.output_dir}/checkpoints/best.ckpt")
-    dm = hydra.utils.instantiate(cfg.data, _convert_="all")
-    dm.setup()
-    assert model.gene_space.target_ids == dm.gene_space.target_ids
-    assert torch.equal(torch.from_numpy(model.gene_space.landmark_scaler.mean), torch.from_numpy(dm.gene_space.landmark_scaler.mean))
+    dm = build_datamodule(cfg)
+    assert model.preprocessing.target_ids == dm.preprocessing.target_ids
+    assert torch.equal(torch.from_numpy(model.preprocessing.landmark_scaler.mean), torch.from_numpy(dm.preprocessing.landmark_scaler.mean))
     assert model.data_config["source"]["_target_"] == "src.data.sources.SyntheticSource"
 
 
@@ -77,6 +74,20 @@ def test_a_model_trains_on_the_geo_pipeline_of_real_gpl96_data(train_config, gpl
     metrics = train(cfg)
     assert metrics["test/mae"] < _mean_predictor_mae(cfg)
     model = load_model(f"{cfg.paths.output_dir}/checkpoints/best.ckpt")
-    space = model.gene_space
+    space = model.preprocessing
     assert len(space.landmark_ids) == 943 and len(space.target_ids) == 300 and space.landmark_ids[0] == "ENSG00000175063"
     assert space.reference is not None and len(space.reference) == 943 + 300  # for mapping RNA-seq onto GEO
+
+
+def test_build_composes_the_run_and_writes_what_it_chose_into_the_config(train_config):
+    from src.train import build
+    from src.utils.allocator import KeepFreedMemory
+
+    cfg = train_config("model=egex", "experiment=egex_staged", "debug=fast", "trainer=ddp_sim")
+    run = build(cfg)
+    assert run.model.preprocessing is run.datamodule.preprocessing and run.loggers == []
+    assert run.model.hparams.n_outputs == 300 and len(run.datamodule.split_data("train")) == 2400
+    # Staged E-GEX has parameters without gradients in some stages: DDP must look for them, and the
+    # config that is saved says so.
+    assert cfg.trainer.strategy == "ddp_find_unused_parameters_true"
+    assert any(isinstance(c, KeepFreedMemory) for c in run.trainer.callbacks)

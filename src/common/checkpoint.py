@@ -56,7 +56,7 @@ def our_part(checkpoint: dict, where: str | Path = "checkpoint") -> OurPart:
         extras.setdefault("selected", entry["selected"])
     return OurPart(
         model_class=entry["model_class"],
-        preprocessing=entry.get("preprocessing", entry.get("gene_space")),
+        preprocessing=entry.get("preprocessing", entry.get("gene_space")),  # "gene_space": checkpoints of before 2026-12
         data_config=entry.get("data_config"),
         names=dict(entry.get("names") or {}),
         extras=extras,

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from src.data.batches import IndexBatchSampler, TensorBatches, index_loader
-from src.data.preprocess import permute_rows_, split_indices
+from src.data.transforms import permute_rows_, split_indices
 from src.data.preprocessing import Preprocessing
 from src.data.sources.base import ExpressionSource
 
@@ -28,7 +28,7 @@ class ExpressionDataModule(L.LightningDataModule):
 
     Args:
         source: where the data comes from (synthetic, a GCTX file, ...).
-        split: train, val and test fractions, or sample counts (see :func:`~src.data.preprocess.split_sizes`).
+        split: train, val and test fractions, or sample counts (see :func:`~src.data.transforms.split_sizes`).
         split_seed: seed of the sample permutation (fixed, so a checkpoint's test split can be rebuilt).
         batch_size: global training batch size (divided among DDP ranks).
         eval_batch_size: batch size for validation, test and prediction.
@@ -57,7 +57,7 @@ class ExpressionDataModule(L.LightningDataModule):
         self.max_samples = max_samples
         self.max_targets = max_targets
         self.quantile_normalize = quantile_normalize
-        self.gene_space: Preprocessing | None = None
+        self.preprocessing: Preprocessing | None = None
         self.splits: dict[str, TensorBatches] = {}
         self.sample_ids: dict[str, list[str]] = {}
 
@@ -78,7 +78,7 @@ class ExpressionDataModule(L.LightningDataModule):
         bounds = np.cumsum([0, *map(len, parts)])
         rows = {name: slice(bounds[k], bounds[k + 1]) for k, name in enumerate(("train", "val", "test"))}
         train = np.arange(len(parts[0]))
-        self.gene_space = Preprocessing.fit(data, train, self.quantile_normalize)
+        self.preprocessing = Preprocessing.fit(data, train, self.quantile_normalize)
         for name, part in rows.items():
             self.splits[name] = TensorBatches(torch.from_numpy(data.landmarks[part]), torch.from_numpy(data.targets[part]))
             self.sample_ids[name] = sample_ids[part]
@@ -103,9 +103,9 @@ class ExpressionDataModule(L.LightningDataModule):
         return self.splits[name]
 
     def _space(self) -> Preprocessing:
-        if self.gene_space is None:
+        if self.preprocessing is None:
             raise RuntimeError("call setup() before asking for the data's dimensions")
-        return self.gene_space
+        return self.preprocessing
 
     def _rank_world(self) -> tuple[int, int]:
         trainer = self.trainer

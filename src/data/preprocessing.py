@@ -27,7 +27,7 @@ import torch
 
 from src.common.progress import progress_bar
 from src.data.genes import GeneColumns, GeneMap
-from src.data.preprocess import Standardizer, log2p1, rank_map, reference_quantiles
+from src.data.transforms import Standardizer, log2p1, rank_map, reference_quantiles
 from src.data.sources.base import ExpressionData
 
 BLOCK = 4096  # samples per block of the in-place fitting steps

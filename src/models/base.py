@@ -57,7 +57,7 @@ class ExpressionModel(L.LightningModule):
         self.register_buffer("_train_abs_error", torch.zeros(2, dtype=torch.float64), persistent=False)
         self.val_metrics = GeneMetrics(n_outputs)
         self.test_metrics = GeneMetrics(n_outputs)
-        self.gene_space: Preprocessing | None = None
+        self.preprocessing: Preprocessing | None = None
         self.data_config: dict | None = None
         self.names: dict[str, str] = {}  # "method" and "data": how reports name this model and its data
         self.test_per_gene: dict[str, torch.Tensor] | None = None
@@ -89,15 +89,15 @@ class ExpressionModel(L.LightningModule):
         return [p for p in self.parameters() if p.requires_grad]
 
     # ----------------------------------------------------------------- data the checkpoint carries
-    def attach_data(self, gene_space: Preprocessing, data_config: dict | None = None, **names: str) -> None:
+    def attach_data(self, preprocessing: Preprocessing, data_config: dict | None = None, **names: str) -> None:
         """Remember gene ids, training-split statistics, the data config and the method/data names
         (all saved in checkpoints)."""
-        if len(gene_space.landmark_ids) != self.hparams.n_inputs or len(gene_space.target_ids) != self.hparams.n_outputs:
+        if len(preprocessing.landmark_ids) != self.hparams.n_inputs or len(preprocessing.target_ids) != self.hparams.n_outputs:
             raise ValueError(
                 f"model expects {self.hparams.n_inputs} landmarks and {self.hparams.n_outputs} targets, but the "
-                f"data has {len(gene_space.landmark_ids)} and {len(gene_space.target_ids)}"
+                f"data has {len(preprocessing.landmark_ids)} and {len(preprocessing.target_ids)}"
             )
-        self.gene_space, self.data_config = gene_space, data_config
+        self.preprocessing, self.data_config = preprocessing, data_config
         self.names = {k: str(v) for k, v in names.items() if v is not None}
 
     def checkpoint_extras(self) -> dict:
@@ -111,7 +111,7 @@ class ExpressionModel(L.LightningModule):
         cls = type(self)
         store(checkpoint, OurPart(
             model_class=f"{cls.__module__}.{cls.__qualname__}",
-            preprocessing=self.gene_space.to_dict() if self.gene_space else None,
+            preprocessing=self.preprocessing.to_dict() if self.preprocessing else None,
             data_config=self.data_config,
             names=self.names,
             extras=self.checkpoint_extras(),
@@ -119,7 +119,7 @@ class ExpressionModel(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         part = our_part(checkpoint)
-        self.gene_space = Preprocessing.from_dict(part.preprocessing) if part.preprocessing else None
+        self.preprocessing = Preprocessing.from_dict(part.preprocessing) if part.preprocessing else None
         self.data_config = part.data_config
         self.names = dict(part.names)
         self.load_extras(part.extras)

@@ -43,8 +43,8 @@ def save_results(output_dir: Path, metrics: dict[str, float], model, data_space=
     """
     run = RunFolder(output_dir)
     run.write_metrics(metrics, results_meta(model, data_space, **extra))
-    if model.test_per_gene is not None and model.gene_space is not None:
-        run.write_per_gene(model.gene_space.target_ids, model.test_per_gene)
+    if model.test_per_gene is not None and model.preprocessing is not None:
+        run.write_per_gene(model.preprocessing.target_ids, model.test_per_gene)
 
 
 def show_results(output_dir: Path, metrics: dict[str, float], model, data_space=None) -> None:
@@ -55,5 +55,5 @@ def show_results(output_dir: Path, metrics: dict[str, float], model, data_space=
 
 def data_noise_floor(model, data_space=None) -> float | None:
     """The tested data's noise floor (``data_space``, else the training data's), if it has one."""
-    space = data_space or model.gene_space
+    space = data_space or model.preprocessing
     return space.info.get("noise_floor_mae") if space else None

@@ -30,7 +30,7 @@ def test_standardises_with_training_statistics_only(tmp_path):
     dm2 = ExpressionDataModule(GCTXSource(path2, lm, tg), split=(0.5, 0.25, 0.25), split_seed=1)
     dm2.setup()
     assert torch.equal(dm2.splits["train"].landmarks, train_x)
-    np.testing.assert_array_equal(dm2.gene_space.target_scaler.mean, dm.gene_space.target_scaler.mean)
+    np.testing.assert_array_equal(dm2.preprocessing.target_scaler.mean, dm.preprocessing.target_scaler.mean)
 
 
 def test_batches_are_cut_by_index_from_memory(tmp_path):
@@ -43,15 +43,15 @@ def test_batches_are_cut_by_index_from_memory(tmp_path):
     assert sum(len(b[0]) for b in dm.val_dataloader()) == len(dm.splits["val"])
 
 
-def test_gene_space_round_trips_through_plain_types(tmp_path):
+def test_preprocessing_round_trips_through_plain_types(tmp_path):
     dm = ExpressionDataModule(SyntheticSource(tmp_path, n_samples=60, n_landmarks=4, n_targets=5))
     dm.setup()
-    d = dm.gene_space.to_dict()
+    d = dm.preprocessing.to_dict()
     saved = torch.load(_save(tmp_path, d), weights_only=True)
     back = Preprocessing.from_dict(saved)
-    assert back.target_ids == dm.gene_space.target_ids
-    np.testing.assert_array_equal(back.landmark_scaler.std, dm.gene_space.landmark_scaler.std)
-    assert back.info["noise_floor_mae"] == pytest.approx(dm.gene_space.info["noise_floor_mae"])
+    assert back.target_ids == dm.preprocessing.target_ids
+    np.testing.assert_array_equal(back.landmark_scaler.std, dm.preprocessing.landmark_scaler.std)
+    assert back.info["noise_floor_mae"] == pytest.approx(dm.preprocessing.info["noise_floor_mae"])
 
 
 def _save(tmp_path, obj):

@@ -8,7 +8,7 @@ import torch
 
 from src.data.genes import match_genes, read_gene_map
 from src.data.io.gctx import read_matrix
-from src.data.preprocess import rank_map, reference_quantiles, split_indices
+from src.data.transforms import rank_map, reference_quantiles, split_indices
 from tests.conftest import CONF, SHARED, compose_config
 
 MAPS = SHARED / "dgex" / "map_lm.txt", SHARED / "dgex" / "map_tg.txt"
@@ -74,7 +74,7 @@ def test_geo_pipeline_on_real_gpl96_matches_a_direct_computation(gpl96, maps, tm
     for name, idx in (("train", train), ("test", test)):
         got = torch.cat([dm.splits[name].landmarks, dm.splits[name].targets], dim=1).numpy()
         np.testing.assert_allclose(got, expected[idx], atol=2e-3)
-    np.testing.assert_allclose(dm.gene_space.reference, reference, rtol=1e-9)
+    np.testing.assert_allclose(dm.preprocessing.reference, reference, rtol=1e-9)
     assert dm.sample_ids["test"] == [header.sample_ids[i] for i in test]
     assert (dm.n_landmarks, dm.n_targets) == (943, 9520)
 
@@ -90,8 +90,8 @@ def test_test_samples_do_not_move_the_reference_or_the_statistics(gpl96, maps, t
     shifted = write_gctx(tmp_path / "shifted.gctx", values, header.sample_ids, header.feature_ids)
     other = preset(tmp_path, "geo", shifted, *maps, "data.split_seed=3")
     other.setup("fit")
-    np.testing.assert_allclose(other.gene_space.reference, dm.gene_space.reference)
-    np.testing.assert_allclose(other.gene_space.target_scaler.mean, dm.gene_space.target_scaler.mean)
+    np.testing.assert_allclose(other.preprocessing.reference, dm.preprocessing.reference)
+    np.testing.assert_allclose(other.preprocessing.target_scaler.mean, dm.preprocessing.target_scaler.mean)
     torch.testing.assert_close(other.splits["train"].targets, dm.splits["train"].targets)
 
 
@@ -108,9 +108,9 @@ def test_rnaseq_is_rank_mapped_onto_a_given_reference(tmp_path):
     np.savetxt(reference, [2.0, 5.0, 7.0, 11.0])
     dm = preset(tmp_path, "1000g", table, lm, tg, f"data.source.reference={reference}")
     dm.setup("fit")
-    np.testing.assert_allclose(dm.gene_space.reference, [2.0, 5.0, 7.0, 11.0])
+    np.testing.assert_allclose(dm.preprocessing.reference, [2.0, 5.0, 7.0, 11.0])
     expected = rank_map(np.log2(rpkm.T + 1), np.array([2.0, 5.0, 7.0, 11.0]))  # samples x genes
-    space = dm.gene_space
+    space = dm.preprocessing
     for name in ("train", "val", "test"):
         got = np.hstack([space.landmark_scaler.inverse(dm.splits[name].landmarks.numpy()),
                          space.target_scaler.inverse(dm.splits[name].targets.numpy())])
@@ -141,10 +141,10 @@ def test_the_matrix_preset_reads_any_format_with_gene_ids_and_log2(tmp_path, suf
     dm = preset(tmp_path, "matrix", path, lm, tg, "data.source.log2=true", "data.split=[0.5,0.25,0.25]")
     dm.setup()
     logged = np.log2(values + 1)
-    scaler = dm.gene_space.landmark_scaler
+    scaler = dm.preprocessing.landmark_scaler
     rows = [int(s[1:]) for s in dm.sample_ids["train"]]
     np.testing.assert_allclose(scaler.inverse(dm.splits["train"].landmarks.numpy()), logged[rows][:, [1, 3]], rtol=1e-5)
-    assert dm.gene_space.landmark_ids == ["ENSG01", "ENSG02"] and dm.gene_space.reference is None
+    assert dm.preprocessing.landmark_ids == ["ENSG01", "ENSG02"] and dm.preprocessing.reference is None
 
 
 def test_a_checkpoints_stored_data_config_rebuilds_the_same_data(gpl96, maps, tmp_path):

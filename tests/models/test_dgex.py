@@ -1,13 +1,12 @@
 """D-GEX as published: initialisation, learning rates, loss and the decay rule."""
 
-import hydra
 import pytest
 import torch
 
 from src.models.callbacks import decayed
 from src.models.dgex import DGEX, paper_learning_rate
 from src.models.networks.mlp import MLP, dgex_init
-from src.train import train
+from src.train import build_datamodule, train
 
 
 def test_initialisation_ranges():
@@ -73,6 +72,5 @@ def test_faithful_recipe_trains_end_to_end(train_config):
     cfg = train_config("model=dgex", "debug=fast")
     assert cfg.model.optimizer._target_ == "torch.optim.SGD" and cfg.model.optimizer.momentum == 0.5
     metrics = train(cfg)
-    dm = hydra.utils.instantiate(cfg.data, _convert_="all")
-    dm.setup()
+    dm = build_datamodule(cfg)
     assert metrics["test/mae"] < 0.9 * float(dm.splits["test"].targets.abs().mean())

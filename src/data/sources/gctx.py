@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from src.data.io.gctx import GCTXError, iter_blocks, locate, read_header
-from src.data.preprocess import check_values
+from src.data.transforms import check_values
 from src.data.sources.base import ExpressionData
 
 

@@ -29,7 +29,7 @@ from src.data.dedup import near_duplicates_kept
 from src.data.genes import GeneColumns, match_genes, read_gene_map
 from src.data.io.base import MatrixReader
 from src.data.io.matrix import open_matrix
-from src.data.preprocess import check_values, log2p1
+from src.data.transforms import check_values, log2p1
 from src.data.reference import load_reference
 from src.data.sources.base import ExpressionData
 from src.common.progress import progress_bar

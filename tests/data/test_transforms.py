@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from src.data.preprocess import Standardizer, split_indices
+from src.data.transforms import Standardizer, split_indices
 
 
 def test_split_is_a_seeded_partition_with_the_requested_sizes():
@@ -39,7 +39,7 @@ def _naive_rank_map(matrix, reference):
 
 
 def test_quantile_normalisation_gives_every_sample_the_reference_distribution():
-    from src.data.preprocess import quantile_normalize
+    from src.data.transforms import quantile_normalize
 
     rng = np.random.default_rng(0)
     matrix = rng.lognormal(size=(6, 20))
@@ -50,7 +50,7 @@ def test_quantile_normalisation_gives_every_sample_the_reference_distribution():
 
 
 def test_rank_mapping_with_ties_matches_a_direct_computation():
-    from src.data.preprocess import rank_map
+    from src.data.transforms import rank_map
 
     rng = np.random.default_rng(1)
     rnaseq = rng.integers(0, 4, size=(5, 12)).astype(float)  # many ties, like zero RPKM values
@@ -61,7 +61,7 @@ def test_rank_mapping_with_ties_matches_a_direct_computation():
 
 
 def test_split_counts_are_exact_with_the_rest_to_test_and_scale_down_for_small_data():
-    from src.data.preprocess import split_sizes
+    from src.data.transforms import split_sizes
 
     assert split_sizes(111009, [88807, 11101, 11101]) == (88807, 11101, 11101)
     assert split_sizes(120000, [88807, 11101, 11101]) == (88807, 11101, 20092)  # "the rest"
@@ -70,7 +70,7 @@ def test_split_counts_are_exact_with_the_rest_to_test_and_scale_down_for_small_d
 
 
 def test_rank_mapping_in_place_over_blocks_matches_the_naive_computation():
-    from src.data.preprocess import rank_map, reference_quantiles
+    from src.data.transforms import rank_map, reference_quantiles
 
     rng = np.random.default_rng(2)
     matrix = rng.integers(0, 6, size=(1100, 9)).astype(np.float32)  # > one block, many ties
@@ -94,7 +94,7 @@ def test_standardizer_statistics_come_from_the_training_rows_only():
 
 
 def test_rows_are_permuted_in_place():
-    from src.data.preprocess import permute_rows_
+    from src.data.transforms import permute_rows_
 
     matrix = np.arange(40, dtype=np.float32).reshape(10, 4)
     order = np.random.default_rng(0).permutation(10)
