@@ -7,15 +7,30 @@ on the standardised scale) and writes them as each format allows:
 * GCTX: one file per layer, the first at ``path``, the others at ``<stem>_<name>.gctx``;
 * CSV/TSV: likewise one file per layer, samples as rows, a header of feature ids.
 
-Every file is written under a temporary name and renamed only when complete.
+Optional annotations travel with the matrices (given as ``name -> one value per feature/sample``; bool,
+int, float or str columns) and provenance strings (``uns``, e.g. checkpoint path and hash):
+
+* ``.h5ad``: ``var`` / ``obs`` columns (dtypes kept: bool stays bool, str stays str), ``uns[name]`` strings;
+* GCTX: ``/0/META/ROW/<name>`` / ``/0/META/COL/<name>`` and string root attributes, in every file written;
+* CSV/TSV: sidecars ``<stem>_genes.<ext>`` (header ``gene,<names...>``, one row per feature),
+  ``<stem>_samples.<ext>`` (header ``sample,<names...>``) and ``<stem>_provenance.json``.
+
+GCTX metadata follows the CMap layout that cmapPy's parser reads: strings as fixed-length UTF-8 byte strings like the
+ids, numbers as int/float datasets, bools as int8 0/1, missing floats (NaN) as CMap's null -666 (cmapPy reads
+it back as NaN; ``src.data.io.gctx.read_meta`` returns the stored -666). The CSV/TSV sidecars use the matrix's separator and
+compression; an empty mapping is the same as none (no sidecar).
+
+Every file is written under a temporary name and renamed only when complete; an exception (or too few
+samples at :meth:`MatrixWriter.close`) leaves none of them behind.
 """
 
 from __future__ import annotations
 
 import csv
 import gzip
+import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -36,29 +51,137 @@ def layer_path(path: Path, name: str) -> Path:
     return path.with_name(f"{stem}_{name}.{suffix}" + (".gz" if gz else "") if dot else f"{base}_{name}")
 
 
+def provenance_path(path: Path) -> Path:
+    """Where a CSV/TSV output's provenance goes: ``out.csv.gz`` -> ``out_provenance.json``."""
+    base = path.name[:-3] if path.name.endswith(".gz") else path.name
+    stem, dot, _ = base.rpartition(".")
+    return path.with_name(f"{stem if dot else base}_provenance.json")
+
+
+def _column(values, n: int, name: str, what: str, path: Path) -> np.ndarray:
+    """One annotation column as a 1-d bool, int, float or str numpy array of length ``n``."""
+    try:
+        array = np.asarray(values)
+    except ValueError as err:  # ragged nested sequences
+        raise ValueError(f"{path}: {what} annotation {name!r} is not a flat sequence of values ({err})") from err
+    if array.ndim != 1 or len(array) != n:
+        got = f"{len(array)} values" if array.ndim == 1 else f"an array of shape {array.shape}"
+        raise ValueError(f"{path}: {what} annotation {name!r} has {got}; expected {n} (one per {what})")
+    kind = array.dtype.kind
+    if kind in "biuf" or kind == "U":
+        return array
+    if kind == "S":
+        return np.array([v.decode() for v in array], dtype=str)
+    if kind == "O":
+        if n and all(isinstance(v, (bool, np.bool_)) for v in array):
+            return array.astype(bool)
+        return np.array([str(v) for v in array], dtype=str)
+    raise ValueError(
+        f"{path}: {what} annotation {name!r} has values of dtype {array.dtype}; expected bool, int, float or str"
+    )
+
+
+def _columns(columns: Mapping[str, Sequence] | None, n: int, what: str, key: str, path: Path) -> dict[str, np.ndarray]:
+    out = {}
+    for name, values in ({} if columns is None else columns).items():  # a DataFrame works too
+        if not isinstance(name, str) or not name or "/" in name or name in ("id", "_index", key):
+            raise ValueError(
+                f"{path}: {what} annotation name {name!r} cannot be used; expected a non-empty string without '/', "
+                f"other than 'id' (the GCTX ids), '_index' (reserved by anndata) and {key!r} (the CSV id column)"
+            )
+        out[name] = _column(values, n, name, what, path)
+    return out
+
+
+def _provenance(uns: Mapping[str, str] | None, path: Path) -> dict[str, str]:
+    out = {}
+    for name, value in ({} if uns is None else uns).items():
+        if not isinstance(name, str) or not name or "/" in name or name == "version":
+            raise ValueError(
+                f"{path}: provenance name {name!r} cannot be used; expected a non-empty string without '/', other "
+                "than 'version' (the GCTX format version attribute; use e.g. 'package_version')"
+            )
+        if value is None:
+            raise ValueError(f"{path}: provenance {name!r} is None; expected a string")
+        out[name] = str(value)
+    return out
+
+
+NULL = -666  # CMap's metadata null: cmapPy's parser reads it as NaN (it reads a float "nan" as a string)
+
+
+def _gctx_meta(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """GCTX (CMap) metadata datasets: bools as int8 0/1, NaN as -666; strings become byte strings in ``GCTXWriter``."""
+    out = {}
+    for name, values in columns.items():
+        if values.dtype.kind == "b":
+            values = values.astype(np.int8)
+        elif values.dtype.kind == "f" and np.isnan(values).any():
+            values = np.where(np.isnan(values), NULL, values).astype(values.dtype)
+        out[name] = values
+    return out
+
+
 class MatrixWriter:
     """Write ``layers`` (name -> block of consecutive samples) for ``sample_ids`` x ``feature_ids``.
 
-    Use as a context manager; an exception inside removes every temporary file.
+    ``feature_annotations`` / ``sample_annotations`` (name -> one value per feature / sample) and ``uns``
+    (name -> provenance string) are written as the module docstring describes. ``paths`` lists every file
+    written (matrices first, then CSV/TSV sidecars). Use as a context manager; an exception inside removes
+    every temporary file.
     """
 
     def __init__(self, path: str | os.PathLike, sample_ids: Sequence[str], feature_ids: Sequence[str],
-                 layers: Sequence[str], format: str = "auto"):
+                 layers: Sequence[str], format: str = "auto", *,
+                 feature_annotations: Mapping[str, Sequence] | None = None,
+                 sample_annotations: Mapping[str, Sequence] | None = None,
+                 uns: Mapping[str, str] | None = None):
         self.path = Path(path)
         self.layers = list(layers)
         self.format = detect_format(self.path, key=None) if format == "auto" else format
+        if self.format not in ("gctx", "h5ad", "table"):
+            raise ValueError(f"{self.path}: cannot write format {self.format!r}; expected gctx, h5ad or table")
         self.sample_ids, self.feature_ids = [str(s) for s in sample_ids], [str(f) for f in feature_ids]
-        self.paths = [self.path] + ([] if self.format == "h5ad" else [layer_path(self.path, n) for n in self.layers[1:]])
+        self.feature_annotations = _columns(feature_annotations, len(self.feature_ids), "feature", "gene", self.path)
+        self.sample_annotations = _columns(sample_annotations, len(self.sample_ids), "sample", "sample", self.path)
+        self.uns = _provenance(uns, self.path)
+        matrices = [self.path] + ([] if self.format == "h5ad" else [layer_path(self.path, n) for n in self.layers[1:]])
+        sidecars = {}
+        if self.format == "table":
+            if self.feature_annotations:
+                sidecars["genes"] = layer_path(self.path, "genes")
+            if self.sample_annotations:
+                sidecars["samples"] = layer_path(self.path, "samples")
+            if self.uns:
+                sidecars["provenance"] = provenance_path(self.path)
+        self.paths = matrices + list(sidecars.values())
+        if len(set(self.paths)) != len(self.paths):
+            raise ValueError(
+                f"{self.path}: two outputs would share a file name ({', '.join(map(str, self.paths))}); "
+                "rename the layer that clashes"
+            )
         self._stack = ExitStack()
         self._done = 0
-        if self.format == "gctx":
-            self._sinks = [self._stack.enter_context(GCTXWriter(p, self.sample_ids, self.feature_ids)) for p in self.paths]
-        elif self.format == "h5ad":
-            self._sinks = self._open_h5ad()
-        elif self.format == "table":
-            self._sinks = [self._open_table(p) for p in self.paths]
-        else:
-            raise ValueError(f"{self.path}: cannot write format {self.format!r}; expected gctx, h5ad or table")
+        try:
+            if self.format == "gctx":
+                options = dict(feature_meta=_gctx_meta(self.feature_annotations) or None,
+                               sample_meta=_gctx_meta(self.sample_annotations) or None, attrs=self.uns or None)
+                self._sinks = [self._stack.enter_context(GCTXWriter(p, self.sample_ids, self.feature_ids, **options))
+                               for p in matrices]
+            elif self.format == "h5ad":
+                self._sinks = self._open_h5ad()
+            else:
+                self._sinks = [self._open_table(p) for p in matrices]
+                if "genes" in sidecars:
+                    self._write_annotations(sidecars["genes"], "gene", self.feature_ids, self.feature_annotations)
+                if "samples" in sidecars:
+                    self._write_annotations(sidecars["samples"], "sample", self.sample_ids, self.sample_annotations)
+                if "provenance" in sidecars:
+                    tmp = self._stack.enter_context(atomic_path(sidecars["provenance"]))
+                    tmp.write_text(json.dumps(self.uns, indent=2) + "\n", encoding="utf-8")
+        except BaseException as err:
+            self._stack.__exit__(type(err), err, err.__traceback__)  # removes what was opened so far
+            raise
 
     def write(self, blocks: dict[str, np.ndarray]) -> None:
         """Append the next samples of every layer (same rows in each)."""
@@ -83,8 +206,16 @@ class MatrixWriter:
         import pandas as pd
 
         tmp = self._stack.enter_context(atomic_path(self.path))
-        skeleton = anndata.AnnData(obs=pd.DataFrame(index=self.sample_ids), var=pd.DataFrame(index=self.feature_ids))
-        skeleton.write_h5ad(tmp)
+        if self.feature_annotations or self.sample_annotations or self.uns:
+            skeleton = anndata.AnnData(
+                obs=pd.DataFrame(self.sample_annotations, index=pd.Index(self.sample_ids)),
+                var=pd.DataFrame(self.feature_annotations, index=pd.Index(self.feature_ids)),
+                uns=dict(self.uns),
+            )
+            skeleton.write_h5ad(tmp, convert_strings_to_categoricals=False)  # str columns stay str
+        else:  # the layout of files written before annotations existed, unchanged
+            skeleton = anndata.AnnData(obs=pd.DataFrame(index=self.sample_ids), var=pd.DataFrame(index=self.feature_ids))
+            skeleton.write_h5ad(tmp)
         f = self._stack.enter_context(h5py.File(tmp, "a"))
         shape = (len(self.sample_ids), len(self.feature_ids))
         chunks = (max(1, min(256, shape[0])), max(1, shape[1])) if all(shape) else None
@@ -104,9 +235,21 @@ class MatrixWriter:
         writer.writerow(["sample", *self.feature_ids])
         return writer
 
+    def _write_annotations(self, path: Path, key: str, ids: list[str], columns: dict[str, np.ndarray]) -> None:
+        """A sidecar table ``key,<names...>`` with one row per id, renamed into place at :meth:`close`."""
+        tmp = self._stack.enter_context(atomic_path(path))
+        opener = gzip.open if path.name.endswith(".gz") else open
+        with opener(tmp, "wt", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle, delimiter=guess_separator(path))
+            writer.writerow([key, *columns])
+            for row in zip(ids, *columns.values()):
+                writer.writerow([row[0], *(str(v) for v in row[1:])])
+
     def close(self) -> list[Path]:
         if self._done != len(self.sample_ids):
-            raise ValueError(f"{self.path}: wrote {self._done} samples; expected {len(self.sample_ids)}")
+            err = ValueError(f"{self.path}: wrote {self._done} samples; expected {len(self.sample_ids)}")
+            self._stack.__exit__(ValueError, err, None)  # leaves no partial file behind
+            raise err
         self._stack.close()  # closes files (GCTX writers add their ids) and renames them into place
         return self.paths
 
