@@ -1,7 +1,9 @@
 """Evaluate a checkpoint: ``python -m src.eval ckpt_path=PATH [data=OTHER]``.
 
 Rebuilds the checkpoint's data set (or the one given with ``data=``), checks that its genes are the
-model's, and writes ``metrics.json`` (``val/*`` and ``test/*``) and ``per_gene_test.tsv``.
+model's, and writes ``metrics.json`` (``val/*`` and ``test/*``: D-GEX's protocol, the deployed path,
+interval coverage and width) and ``per_gene_test.tsv``. ``landmark_panel=FILE`` (one landmark id per
+line) also measures the model on that panel: the other landmarks imputed, intervals recalibrated.
 """
 
 from __future__ import annotations
@@ -10,9 +12,13 @@ from pathlib import Path
 
 import hydra
 import lightning as L
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from src.data.genes import read_panel
+from src.models.calibration import interval_metrics, predict_standardised
 from src.models.checkpoint import load_model
+from src.models.trust import per_gene_pearson
 from src.utils.instantiate import instantiate_all
 from src.utils.loggers import closing
 from src.utils.results import save_results, scalar_metrics, show_results
@@ -28,6 +34,42 @@ def check_same_genes(model_space, data_space, what: str) -> None:
                 f"{what}: the data's {kind.split('_')[0]} genes differ from the model's "
                 f"({len(theirs)} vs {len(ours)} genes, {len(missing)} of the model's missing, e.g. {missing[:3]})"
             )
+
+
+def panel_mask(model, path: str) -> np.ndarray:
+    """Which of the model's landmarks a panel file lists (by gene id, or by probe for probe-trained models)."""
+    listed = set(read_panel(path))
+    space = model.preprocessing
+    probes = space.landmark_probes or [[] for _ in space.landmark_ids]
+    present = np.array([g in listed or any(p in listed for p in ps) for g, ps in zip(space.landmark_ids, probes)])
+    if not present.any():
+        raise ValueError(f"landmark_panel={path}: none of its {len(listed)} ids is one of the model's {len(present)} landmarks "
+                         f"(e.g. {', '.join(space.landmark_ids[:3])})")
+    return present
+
+
+def trust_metrics(model, datamodule, level: float, panel: str | None = None) -> dict[str, float]:
+    """The test split's interval coverage and width at ``level`` (from the checkpoint's calibration) and,
+    with a landmark ``panel`` file, the deployed MAE, Pearson, intervals and reliable genes on that panel."""
+    test = datamodule.splits.get("test")
+    if model.trust is None or test is None or len(test) == 0:
+        return {}
+    scored = model.scored_genes.cpu().numpy()
+    intervals = model.trust.intervals(model, model.preprocessing, 1 - level)
+    out = interval_metrics(model, intervals, test.deployed_landmarks, test.targets, scored)
+    if panel:
+        present = panel_mask(model, panel)
+        x = datamodule.preprocessing.transform_landmarks(datamodule.raw("test"), log2=False, present=present)
+        pred = predict_standardised(model, x)
+        truth = test.targets.numpy()
+        pearson = per_gene_pearson(pred[:, scored], truth[:, scored])
+        out.update({"test/panel_deployed_mae": float(np.abs(pred - truth)[:, scored].mean()),
+                    "test/panel_deployed_pearson": float(np.nanmean(pearson)),
+                    "test/panel_landmarks_present": float(present.sum()),
+                    "calibration/panel_reliable_genes": float(model.trust.reliability_for(model, model.preprocessing, present).reliable.sum())})
+        panel_intervals = model.trust.intervals(model, model.preprocessing, 1 - level, present)
+        out.update(interval_metrics(model, panel_intervals, x, test.targets, scored, prefix="test/panel_", pred=pred))
+    return out
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
@@ -48,6 +90,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         for run in (trainer.validate, trainer.test):
             for result in run(model, datamodule=datamodule, verbose=False):
                 metrics.update(scalar_metrics(result))
+    metrics.update(trust_metrics(model, datamodule, cfg.get("interval", 0.9), cfg.get("landmark_panel")))
     if cfg.get("data_name"):
         model.names["data"] = str(cfg.data_name)
     if trainer.is_global_zero:

@@ -16,6 +16,7 @@ import logging
 from pathlib import Path
 
 import hydra
+import numpy as np
 import torch
 from omegaconf import DictConfig
 
@@ -40,32 +41,67 @@ def predict(cfg: DictConfig) -> list[Path]:
     model = load_model(cfg.ckpt_path)
     space = model.preprocessing
     if space is None:
-        raise ValueError(f"{cfg.ckpt_path}: the checkpoint holds no gene space (ids and statistics); retrain with src.train")
+        raise ValueError(f"{cfg.ckpt_path}: the checkpoint holds no preprocessing (ids and statistics); retrain with src.train")
     if not model.predicts_from_landmarks:
         raise ValueError(f"{cfg.ckpt_path}: a {type(model).__name__} reconstructs target profiles; it cannot predict from landmarks")
+    if cfg.missing_landmarks not in ("error", "impute"):
+        raise ValueError(f"missing_landmarks={cfg.missing_landmarks}: expected error or impute")
+    if cfg.genes not in ("all", "reliable"):
+        raise ValueError(f"genes={cfg.genes}: expected all or reliable")
+    if model.trust is None and (cfg.interval or cfg.genes == "reliable"):
+        raise ValueError(
+            f"{cfg.ckpt_path}: the checkpoint holds no calibration, so no intervals or reliability calls; "
+            "train with data.calibration > 0 (the default), or predict with interval=null genes=all"
+        )
     device = resolve_device(cfg.device)
     model.to(device)
     reader = open_matrix(cfg.input, cfg.input_format, **(cfg.get("reader_options") or {}))
     id_type = cfg.id_type
     if id_type == "auto" and not space.landmark_probes:
         id_type = "ensembl"  # the model knows its landmarks by gene id only
-    genes = match_genes(reader.feature_ids, [space.landmark_map(cfg.ckpt_path)], id_type, str(cfg.input))
+    genes = match_genes(
+        reader.feature_ids, [space.landmark_map(cfg.ckpt_path)], id_type, str(cfg.input),
+        allow_missing=cfg.missing_landmarks == "impute",
+        hint="to predict from the landmarks present (the others imputed, intervals recalibrated), pass missing_landmarks=impute",
+    )
     needed, remap = genes.compact()
+    present = None if genes.complete else genes.present
+    if present is not None:
+        log.warning("%d of %d landmarks are missing from %s: imputed from the %d present; reliability and intervals "
+                    "recalibrated for this panel", (~present).sum(), len(present), cfg.input, present.sum())
     log2 = space.log2 if cfg.log2 == "auto" else bool(cfg.log2)
     qn = space.quantile_normalized if cfg.quantile_normalize == "auto" else bool(cfg.quantile_normalize)
     if qn and not space.quantile_normalized:
         raise ValueError(f"quantile_normalize=true: the training data of {cfg.ckpt_path} were not quantile-normalised; use quantile_normalize=auto")
+    reliability = model.trust.reliability_for(model, space, present) if model.trust is not None else None
+    intervals = model.trust.intervals(model, space, 1 - float(cfg.interval), present) if cfg.interval else None
+    keep = reliability.reliable if cfg.genes == "reliable" else np.ones(len(space.target_ids), dtype=bool)
+    if not keep.any():
+        raise ValueError(f"genes=reliable: none of the {len(keep)} target genes of {cfg.ckpt_path} is reliable for this panel")
+    annotations = None
+    if reliability is not None:
+        annotations = {"reliable": reliability.reliable[keep], "heldout_mae": reliability.heldout_mae[keep],
+                       "heldout_pearson": reliability.heldout_pearson[keep]}
+    provenance = {"checkpoint": str(cfg.ckpt_path), "model": type(model).__name__,
+                  "landmarks_present": f"{genes.n_present} of {len(space.landmark_ids)}",
+                  "interval": f"{cfg.interval} ({cfg.interval_kind}, split conformal)" if cfg.interval else "none"}
+    layers = ["expression", "standardised"] + (["lower", "upper", "standardised_lower", "standardised_upper"] if intervals else [])
     n = len(reader.sample_ids)
-    layers = ["expression", "standardised"]
-    with MatrixWriter(cfg.output, reader.sample_ids, space.target_ids, layers) as writer, \
+    target_ids = [g for g, k in zip(space.target_ids, keep) if k]
+    with MatrixWriter(cfg.output, reader.sample_ids, target_ids, layers, feature_annotations=annotations, uns=provenance) as writer, \
             progress_bar(f"Predicting {n:,} profiles", n) as advance, torch.inference_mode():
         for rows, block in reader.blocks(needed, cfg.block_size):
             check_values(block, str(cfg.input), reader.sample_ids, reader.feature_ids[needed], rows.start, log2, "landmark")
             x = space.transform_landmarks(block, remap, log2=log2, quantile_normalize=qn)
             standardised = model(torch.from_numpy(x).to(device)).float().cpu().numpy()
-            writer.write({"standardised": standardised, "expression": space.inverse_targets(standardised)})
+            out = {"standardised": standardised, "expression": space.inverse_targets(standardised)}
+            if intervals is not None:
+                half = intervals.half_width(x, adaptive=cfg.interval_kind == "adaptive")
+                out["standardised_lower"], out["standardised_upper"] = standardised - half, standardised + half
+                out["lower"], out["upper"] = space.inverse_targets(out["standardised_lower"]), space.inverse_targets(out["standardised_upper"])
+            writer.write({name: values[:, keep] for name, values in out.items()})
             advance(len(block))
-    log.info("Predicted %d targets for %d samples: %s", len(space.target_ids), n, ", ".join(map(str, writer.paths)))
+    log.info("Predicted %d targets for %d samples: %s", len(target_ids), n, ", ".join(map(str, writer.paths)))
     return writer.paths
 
 

@@ -15,12 +15,14 @@ import hydra
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
+from src.common.checkpoint import add_extras
+from src.models.calibration import calibrate_run
 from src.reporting.wandb_log import log_per_gene
 from src.utils.config import choose_strategy, plain_config, resolve_ckpt_path, save_config, validate_config
 from src.utils.ddp_launch import ranks_run_this_job, wait_for_ranks
 from src.utils.instantiate import instantiate_all
 from src.utils.loggers import closing, configure_wandb
-from src.utils.results import save_results, scalar_metrics, show_results
+from src.utils.results import save_results, save_splits, scalar_metrics, show_results
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +96,9 @@ def build(cfg: DictConfig, datamodule=None, callbacks: list = ()) -> Run:
 
 
 def fit_and_test(run: Run) -> dict[str, float]:
-    """Fit, then validate and test the best checkpoint (the final weights without checkpointing);
-    process 0 writes ``metrics.json`` and ``per_gene_test.tsv``. Returns the ``val/*`` and ``test/*`` metrics."""
+    """Fit, then validate and test the best checkpoint (the final weights without checkpointing), then
+    calibrate its reliability and intervals on the calibration split (added to the best checkpoint);
+    process 0 writes ``metrics.json``, ``per_gene_test.tsv`` and ``splits.tsv``. Returns the metrics."""
     trainer, model, datamodule = run.trainer, run.model, run.datamodule
     for logger in run.loggers:
         logger.log_hyperparams(plain_config(run.cfg))
@@ -108,7 +111,11 @@ def fit_and_test(run: Run) -> dict[str, float]:
                 for result in stage(model, datamodule=datamodule, ckpt_path="best" if best else None, verbose=False):
                     metrics.update(scalar_metrics(result))
             if trainer.is_global_zero:
+                metrics.update(calibrate_run(model, datamodule, run.cfg.get("interval", 0.9)))
+                if best and model.trust is not None:
+                    add_extras(best, trust=model.trust.to_dict())
                 save_results(run.output_dir, metrics, model, best_checkpoint=best)
+                save_splits(run.output_dir, datamodule.sample_ids)
                 for logger in run.loggers:
                     if type(logger).__name__ == "WandbLogger":
                         log_per_gene(logger, run.output_dir)

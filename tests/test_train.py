@@ -22,14 +22,22 @@ def test_each_model_trains_and_beats_the_mean_predictor(train_config, model):
     cfg = train_config(f"model={model}", "debug=fast", "logger=csv")
     metrics = train(cfg)
     out = cfg.paths.output_dir
-    assert set(metrics) == {"val/mae", "val/pearson", "test/mae", "test/pearson"}
+    protocol = {"val/mae", "val/pearson", "test/mae", "test/pearson"}
+    deployed = {k.replace("/", "/deployed_") for k in protocol}
+    assert protocol | deployed <= set(metrics)
+    for key in protocol:  # no quantile normalisation: the deployed path is the protocol's
+        assert metrics[key.replace("/", "/deployed_")] == metrics[key]
+    if model != "autoencoder":  # it reconstructs targets: no prediction, no intervals
+        assert abs(metrics["test/interval_coverage"] - 0.9) < 0.05 and metrics["calibration/reliable_genes"] > 0
+    assert len(open(f"{out}/splits.tsv").read().splitlines()) == 1 + 3000
     assert metrics["test/mae"] < 0.9 * _mean_predictor_mae(cfg)
     saved = json.load(open(f"{out}/metrics.json"))
     assert saved["metrics"]["test/mae"] == pytest.approx(metrics["test/mae"])
     assert saved["noise_floor_mae"] > 0
     assert load_model(f"{out}/checkpoints/best.ckpt").preprocessing.target_ids[0] == "TG00001"
     lines = open(f"{out}/per_gene_test.tsv").read().splitlines()
-    assert lines[0] == "gene\tmae\tpearson" and len(lines) == 1 + 300
+    assert lines[0] == ("gene\tmae\tpearson" if model == "autoencoder" else "gene\tmae\tpearson\treliable")
+    assert len(lines) == 1 + 300
     per_gene_mean = sum(float(line.split("\t")[1]) for line in lines[1:]) / 300
     assert per_gene_mean == pytest.approx(metrics["test/mae"], rel=1e-3)
 
@@ -86,7 +94,7 @@ def test_build_composes_the_run_and_writes_what_it_chose_into_the_config(train_c
     cfg = train_config("model=egex", "experiment=egex_staged", "debug=fast", "trainer=ddp_sim")
     run = build(cfg)
     assert run.model.preprocessing is run.datamodule.preprocessing and run.loggers == []
-    assert run.model.hparams.n_outputs == 300 and len(run.datamodule.split_data("train")) == 2400
+    assert run.model.hparams.n_outputs == 300 and len(run.datamodule.split_data("train")) == 2100  # 80% less the 10% calibration split
     # Staged E-GEX has parameters without gradients in some stages: DDP must look for them, and the
     # config that is saved says so.
     assert cfg.trainer.strategy == "ddp_find_unused_parameters_true"

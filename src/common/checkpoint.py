@@ -21,6 +21,8 @@ from pathlib import Path
 
 import torch
 
+from src.common.atomic import atomic_path
+
 KEY = "gexinfer"
 
 
@@ -82,3 +84,12 @@ def read_checkpoint(path: str | Path) -> dict:
 def read_our_part(path: str | Path) -> OurPart:
     """Our entry of the checkpoint file ``path`` (the weights are memory-mapped, not read)."""
     return our_part(read_checkpoint(path), path)
+
+
+def add_extras(path: str | Path, **extras) -> None:
+    """Add entries to the ``extras`` of our part of the checkpoint file ``path`` (rewritten atomically)."""
+    read_checkpoint(path)  # refuses files that are not ours, with a clear error
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)  # in memory: the file is rewritten below
+    ckpt[KEY].setdefault("extras", {}).update(extras)
+    with atomic_path(path) as tmp:
+        torch.save(ckpt, tmp)

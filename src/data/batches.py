@@ -13,16 +13,25 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 
 class TensorBatches(Dataset):
-    """Index with a tensor of sample indices; returns ``(landmarks[idx], targets[idx])``."""
+    """Index with a tensor of sample indices; returns ``(landmarks[idx], targets[idx])``, and
+    ``deployed[idx]`` third when the split has landmarks preprocessed as ``src.predict`` does them
+    (quantile-normalised data: rank-mapped alone, not together with the targets)."""
 
-    def __init__(self, landmarks: torch.Tensor, targets: torch.Tensor):
-        self.landmarks, self.targets = landmarks, targets
+    def __init__(self, landmarks: torch.Tensor, targets: torch.Tensor, deployed: torch.Tensor | None = None):
+        self.landmarks, self.targets, self.deployed = landmarks, targets, deployed
 
     def __len__(self) -> int:
         return len(self.landmarks)
 
-    def __getitem__(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.landmarks[idx], self.targets[idx]
+    def __getitem__(self, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if self.deployed is None:
+            return self.landmarks[idx], self.targets[idx]
+        return self.landmarks[idx], self.targets[idx], self.deployed[idx]
+
+    @property
+    def deployed_landmarks(self) -> torch.Tensor:
+        """The network inputs of the deployed path (the D-GEX-protocol inputs where the two agree)."""
+        return self.landmarks if self.deployed is None else self.deployed
 
 
 class IndexBatchSampler(Sampler[torch.Tensor]):

@@ -15,11 +15,31 @@ from src.data.sources.base import ExpressionSource
 
 log = logging.getLogger(__name__)
 
+SPLITS = ("train", "val", "calibration", "test")
+MIN_CALIBRATION = 10  # split conformal at 90% needs at least 9 samples for a finite interval
+
+
+def calibration_size(n: int, n_train: int, calibration: float) -> int:
+    """How many of the ``n_train`` training-part samples (of ``n``) the calibration split takes."""
+    if calibration < 0:
+        raise ValueError(f"data.calibration={calibration}: expected a fraction in [0, 1) or a sample count >= 0")
+    if calibration == 0:
+        return 0
+    size = int(round(calibration * n)) if calibration < 1 else int(calibration)
+    if n_train >= 4 * MIN_CALIBRATION:
+        size = max(size, MIN_CALIBRATION)
+    if size >= n_train:
+        raise ValueError(f"data.calibration={calibration}: {size} calibration samples leave no training samples of {n_train}")
+    return size
+
 
 class ExpressionDataModule(L.LightningDataModule):
     """Split, standardise and batch the landmark/target matrices of any :class:`ExpressionSource`.
 
-    Samples are split into train/val/test by a permutation seeded with ``split_seed``. Optionally each
+    Samples are split into train/val/test by a permutation seeded with ``split_seed``; a calibration
+    split (``calibration``) is then carved from the training part: held-out samples that neither fit
+    the weights nor choose the checkpoint, on which reliability and prediction intervals are
+    calibrated (:mod:`src.models.trust`). Optionally each
     sample is quantile-normalised (rank-mapped) onto reference quantiles: the source's fixed reference
     if it has one (e.g. GEO's, for RNA-seq data), else the mean sorted profile of the *training*
     samples. Each gene is then standardised with the training split's mean and standard deviation
@@ -35,6 +55,13 @@ class ExpressionDataModule(L.LightningDataModule):
         max_samples: keep only the first N samples of the source (quick runs).
         max_targets: keep only the first N target genes of the source (quick runs).
         quantile_normalize: rank-map every sample onto reference quantiles before standardising.
+        calibration: samples carved from the training part for calibration: a fraction of all samples
+            (< 1) or a count; at least :data:`MIN_CALIBRATION` when the training part has four times
+            as many; 0 for none (then no intervals).
+
+    Evaluation splits carry two inputs: the D-GEX protocol's (landmarks rank-mapped together with the
+    targets, as the GEO file was normalised) and the deployed path's (landmarks alone, exactly as
+    ``src.predict`` preprocesses a new profile); for data without quantile normalisation they are one.
     """
 
     def __init__(
@@ -47,6 +74,7 @@ class ExpressionDataModule(L.LightningDataModule):
         max_samples: int | None = None,
         max_targets: int | None = None,
         quantile_normalize: bool = False,
+        calibration: float = 0.0,
     ):
         super().__init__()
         self.source = source
@@ -57,6 +85,8 @@ class ExpressionDataModule(L.LightningDataModule):
         self.max_samples = max_samples
         self.max_targets = max_targets
         self.quantile_normalize = quantile_normalize
+        self.calibration = calibration
+        self.raw_landmarks: dict[str, np.ndarray] = {}  # held-out splits before preprocessing (quantile-normalised data)
         self.preprocessing: Preprocessing | None = None
         self.splits: dict[str, TensorBatches] = {}
         self.sample_ids: dict[str, list[str]] = {}
@@ -69,23 +99,39 @@ class ExpressionDataModule(L.LightningDataModule):
         if self.splits:
             return
         data = self.source.load(self.max_samples, self.max_targets)
-        parts = split_indices(len(data.sample_ids), self.split, self.split_seed)
-        # Reorder the rows in place to train | val | test, so every split is a view, not a copy.
-        order = np.concatenate(parts)
+        parts = dict(zip(SPLITS[:2] + SPLITS[3:], split_indices(len(data.sample_ids), self.split, self.split_seed)))
+        n_cal = calibration_size(len(data.sample_ids), len(parts["train"]), self.calibration)
+        parts["train"], parts["calibration"] = parts["train"][: len(parts["train"]) - n_cal], parts["train"][len(parts["train"]) - n_cal :]
+        parts = {name: parts[name] for name in SPLITS}
+        # Reorder the rows in place to train | val | calibration | test, so every split is a view, not a copy.
+        order = np.concatenate(list(parts.values()))
         for matrix in (data.landmarks, data.targets):
             permute_rows_(matrix, order)
         sample_ids = [data.sample_ids[i] for i in order]
-        bounds = np.cumsum([0, *map(len, parts)])
-        rows = {name: slice(bounds[k], bounds[k + 1]) for k, name in enumerate(("train", "val", "test"))}
-        train = np.arange(len(parts[0]))
+        bounds = np.cumsum([0, *map(len, parts.values())])
+        rows = {name: slice(bounds[k], bounds[k + 1]) for k, name in enumerate(SPLITS)}
+        if self.quantile_normalize:  # the held-out landmarks as read, for the deployed path
+            self.raw_landmarks = {name: data.landmarks[rows[name]].copy() for name in SPLITS[1:]}
+        train = np.arange(len(parts["train"]))
         self.preprocessing = Preprocessing.fit(data, train, self.quantile_normalize)
         for name, part in rows.items():
-            self.splits[name] = TensorBatches(torch.from_numpy(data.landmarks[part]), torch.from_numpy(data.targets[part]))
+            deployed = None
+            if name in self.raw_landmarks:
+                deployed = torch.from_numpy(self.preprocessing.transform_landmarks(self.raw_landmarks[name], log2=False))
+            x, y = torch.from_numpy(data.landmarks[part]), torch.from_numpy(data.targets[part])
+            self.splits[name] = TensorBatches(x, y, deployed)
             self.sample_ids[name] = sample_ids[part]
         log.info(
-            "Data: %d landmarks, %d targets; %d train / %d val / %d test samples",
-            len(data.landmark_ids), len(data.target_ids), *map(len, parts),
+            "Data: %d landmarks, %d targets; %d train / %d val / %d calibration / %d test samples",
+            len(data.landmark_ids), len(data.target_ids), *map(len, parts.values()),
         )
+
+    def raw(self, name: str) -> np.ndarray:
+        """A held-out split's landmark genes on the data's own scale (after the source's log2, before
+        quantile normalisation and standardisation): what ``src.predict`` would read for those samples."""
+        if name in self.raw_landmarks:
+            return self.raw_landmarks[name]
+        return self._space().landmark_scaler.inverse(self.split_data(name).landmarks.numpy())
 
     @property
     def n_landmarks(self) -> int:

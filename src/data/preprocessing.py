@@ -27,10 +27,15 @@ import torch
 
 from src.common.progress import progress_bar
 from src.data.genes import GeneColumns, GeneMap
+from src.data.impute import LandmarkImputer
 from src.data.transforms import Standardizer, log2p1, rank_map, reference_quantiles
 from src.data.sources.base import ExpressionData
 
 BLOCK = 4096  # samples per block of the in-place fitting steps
+# Target genes whose training standard deviation is below this (expression units, e.g. log2) are
+# constant for every practical purpose: their standardised values are noise around 0, their MAE
+# is near 0 and their Pearson undefined, so averaged metrics leave them out (and name them).
+CONSTANT_SD = 1e-3
 
 
 @dataclass
@@ -46,6 +51,8 @@ class Preprocessing:
     # and the mean sorted landmark profile after it (to rank-map landmark-only profiles at prediction).
     reference: np.ndarray | None = None
     landmark_reference: np.ndarray | None = None
+    # Fills missing landmarks of an incomplete panel from the present ones (training covariance).
+    imputer: LandmarkImputer | None = None
 
     # ----------------------------------------------------------------- fitting (the DataModule)
     @classmethod
@@ -65,9 +72,10 @@ class Preprocessing:
         target_scaler = Standardizer.fit(data.targets, train)
         landmark_scaler.transform_(data.landmarks)
         target_scaler.transform_(data.targets)
+        imputer = LandmarkImputer.fit(data.landmarks, train)
         return cls(
             list(data.landmark_ids), list(data.target_ids), landmark_scaler, target_scaler, dict(data.info),
-            reference, landmark_reference,
+            reference, landmark_reference, imputer,
         )
 
     # ----------------------------------------------------------------- what the data were
@@ -85,6 +93,10 @@ class Preprocessing:
         """The probes of every landmark gene, when the model was trained on probe-level data."""
         return self.info.get("landmark_probes") or None
 
+    def constant_targets(self, threshold: float = CONSTANT_SD) -> np.ndarray:
+        """Which target genes were (near-)constant in the training split (sd below ``threshold``)."""
+        return np.asarray(self.target_scaler.std) < threshold
+
     def landmark_map(self, where: str | Path) -> GeneMap:
         """The landmark genes as a gene map (their ids, and their probes if trained on probes), to
         locate them among a new file's features."""
@@ -99,24 +111,44 @@ class Preprocessing:
         genes: GeneColumns | None = None,
         log2: bool | None = None,
         quantile_normalize: bool | None = None,
+        present: np.ndarray | None = None,
     ) -> np.ndarray:
         """Raw landmark values (samples x features, the file's scale) -> standardised network input.
 
-        The deployment path, step for step as the training data went: optional ``log2(x + 1)`` of the
+        The deployed path, step for step as the training data went: optional ``log2(x + 1)`` of the
         file's values (default: as the training data), features -> landmark genes with ``genes``
         (probes averaged per gene; without it ``raw`` holds the landmark genes in order), rank
         mapping of each profile's landmarks alone onto the training landmark quantiles (default:
         when the training data were quantile-normalised), then the training standardisation.
+
+        An incomplete panel (``present``, or the ``present`` genes of ``genes``; the other columns are
+        ignored) is rank-mapped onto the reference quantiles at the present genes' share of ranks, and
+        its missing landmarks are filled by the Gaussian conditional expectation given the present
+        ones (:class:`~src.data.impute.LandmarkImputer`).
         """
         log2 = self.log2 if log2 is None else log2
         quantile_normalize = self.quantile_normalized if quantile_normalize is None else quantile_normalize
         if quantile_normalize and self.landmark_reference is None:
             raise ValueError("quantile_normalize=true, but the model's training data were not quantile-normalised")
+        if present is None and genes is not None:
+            present = genes.present
         values = log2p1(raw) if log2 else np.asarray(raw, dtype=np.float32)
         values = genes.apply(values) if genes is not None else np.array(values, dtype=np.float32)
+        complete = present is None or bool(np.all(present))
+        if complete:
+            if quantile_normalize:
+                rank_map(values, self.landmark_reference, out=values)
+            return self.landmark_scaler.transform(values)
+        present = np.asarray(present, dtype=bool)
+        measured = values[:, present]
         if quantile_normalize:
-            rank_map(values, self.landmark_reference, out=values)
-        return self.landmark_scaler.transform(values)
+            rank_map(measured, panel_reference(self.landmark_reference, int(present.sum())), out=measured)
+        scaler = self.landmark_scaler
+        standardised = np.zeros(values.shape, dtype=np.float32)
+        standardised[:, present] = (measured - scaler.mean[present]) / (scaler.std[present] + scaler.eps)
+        if self.imputer is None:
+            raise ValueError("this checkpoint holds no landmark covariance to impute missing landmarks; retrain it")
+        return self.imputer.impute(standardised, present)
 
     def transform_targets(self, targets: np.ndarray, log2: bool | None = None) -> np.ndarray:
         """Raw target gene values -> the standardised scale the model predicts and MAE is measured on."""
@@ -142,6 +174,7 @@ class Preprocessing:
             "info": dict(self.info),
             "reference": _tensor(self.reference),
             "landmark_reference": _tensor(self.landmark_reference),
+            "imputer": self.imputer.to_dict() if self.imputer is not None else None,
         }
 
     @classmethod
@@ -154,7 +187,15 @@ class Preprocessing:
             info=dict(d.get("info", {})),
             reference=_array(d.get("reference")),
             landmark_reference=_array(d.get("landmark_reference")),
+            imputer=LandmarkImputer.from_dict(d["imputer"]) if d.get("imputer") else None,
         )
+
+
+def panel_reference(reference: np.ndarray, m: int) -> np.ndarray:
+    """The ``m`` reference quantiles of a panel of ``m`` of the landmarks: the full reference read at the
+    panel's share of ranks (``(k + 0.5) / m``), as the present genes of a random panel would rank."""
+    positions = (np.arange(m) + 0.5) / m * len(reference) - 0.5
+    return np.interp(positions, np.arange(len(reference)), np.asarray(reference, dtype=np.float64))
 
 
 def _tensor(values: np.ndarray | None) -> torch.Tensor | None:

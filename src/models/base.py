@@ -11,6 +11,7 @@ from torch import nn
 from src.common.checkpoint import OurPart, our_part, store
 from src.data.preprocessing import Preprocessing
 from src.models.metrics import GeneMetrics
+from src.models.calibration import Trust
 from src.models.callbacks import RandomStateCheckpoint
 
 LOSSES = ("mse", "sse")
@@ -57,10 +58,16 @@ class ExpressionModel(L.LightningModule):
         self.register_buffer("_train_abs_error", torch.zeros(2, dtype=torch.float64), persistent=False)
         self.val_metrics = GeneMetrics(n_outputs)
         self.test_metrics = GeneMetrics(n_outputs)
+        # The deployed path's metrics (landmarks preprocessed as src.predict does), for quantile-normalised data.
+        self.val_deployed = GeneMetrics(n_outputs)
+        self.test_deployed = GeneMetrics(n_outputs)
+        # Genes the averaged metrics count: all but the constant ones (training sd below CONSTANT_SD).
+        self.register_buffer("scored_genes", torch.ones(n_outputs, dtype=torch.bool), persistent=False)
         self.preprocessing: Preprocessing | None = None
         self.data_config: dict | None = None
         self.names: dict[str, str] = {}  # "method" and "data": how reports name this model and its data
         self.test_per_gene: dict[str, torch.Tensor] | None = None
+        self.trust: Trust | None = None  # reliability and calibration samples (src.models.calibration)
         self.net: nn.Module | None = None
 
     # ----------------------------------------------------------------- what subclasses may change
@@ -98,14 +105,17 @@ class ExpressionModel(L.LightningModule):
                 f"data has {len(preprocessing.landmark_ids)} and {len(preprocessing.target_ids)}"
             )
         self.preprocessing, self.data_config = preprocessing, data_config
+        self.scored_genes.copy_(torch.from_numpy(~preprocessing.constant_targets()))
         self.names = {k: str(v) for k, v in names.items() if v is not None}
 
     def checkpoint_extras(self) -> dict:
-        """What this training plan adds to the checkpoint of its own (plain values); see :meth:`load_extras`."""
-        return {}
+        """What this training plan adds to the checkpoint (plain values): its trust, once calibrated, and
+        what subclasses add (they extend this dict); see :meth:`load_extras`."""
+        return {"trust": self.trust.to_dict()} if self.trust is not None else {}
 
     def load_extras(self, extras: dict) -> None:
         """Take back what :meth:`checkpoint_extras` stored."""
+        self.trust = Trust.from_dict(extras["trust"]) if extras.get("trust") else None
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         cls = type(self)
@@ -120,6 +130,8 @@ class ExpressionModel(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         part = our_part(checkpoint)
         self.preprocessing = Preprocessing.from_dict(part.preprocessing) if part.preprocessing else None
+        if self.preprocessing is not None:
+            self.scored_genes.copy_(torch.from_numpy(~self.preprocessing.constant_targets()))
         self.data_config = part.data_config
         self.names = dict(part.names)
         self.load_extras(part.extras)
@@ -151,25 +163,41 @@ class ExpressionModel(L.LightningModule):
         if optimizers and self.automatic_optimization:
             self.log("train/lr", optimizers[0].param_groups[0]["lr"], on_step=False, on_epoch=True, sync_dist=True)
 
+    def _evaluate(self, batch, metrics: GeneMetrics, deployed: GeneMetrics) -> None:
+        self._deployed_seen = len(batch) == 3 and self.predicts_from_landmarks
+        metrics.update(self(self.model_input(batch)), batch[1])
+        if self._deployed_seen:
+            deployed.update(self(batch[2]), batch[1])
+
     def validation_step(self, batch, batch_idx):
-        self.val_metrics.update(self(self.model_input(batch)), batch[1])
+        self._evaluate(batch, self.val_metrics, self.val_deployed)
 
     def test_step(self, batch, batch_idx):
-        self.test_metrics.update(self(self.model_input(batch)), batch[1])
+        self._evaluate(batch, self.test_metrics, self.test_deployed)
 
-    def _log_epoch(self, stage: str, metrics: GeneMetrics) -> dict[str, torch.Tensor]:
+    def _log_epoch(self, stage: str, metrics: GeneMetrics, deployed: GeneMetrics) -> dict[str, torch.Tensor]:
+        """Log ``stage/mae`` and ``stage/pearson`` (D-GEX's protocol) and ``stage/deployed_*`` (the path of
+        src.predict: for data without quantile normalisation the same numbers)."""
         per_gene = metrics.per_gene()
         metrics.reset()
-        for name, value in GeneMetrics.summarise(per_gene).items():
-            # Already synchronised by torchmetrics; sync_dist only averages equal values across ranks.
-            self.log(f"{stage}/{name}", value, prog_bar=name == "mae", sync_dist=True)
+        summaries = {"": GeneMetrics.summarise(per_gene, self.scored_genes)}
+        if getattr(self, "_deployed_seen", False):
+            summaries["deployed_"] = GeneMetrics.summarise(deployed.per_gene(), self.scored_genes)
+            deployed.reset()
+        else:
+            summaries["deployed_"] = summaries[""]
+        for prefix, values in summaries.items():
+            for name, value in values.items():
+                # Already synchronised by torchmetrics; sync_dist only averages equal values across ranks.
+                self.log(f"{stage}/{prefix}{name}", value, prog_bar=name == "mae" and not prefix, sync_dist=True)
         return per_gene
 
     def on_validation_epoch_end(self):
-        self._log_epoch("val", self.val_metrics)
+        self._log_epoch("val", self.val_metrics, self.val_deployed)
 
     def on_test_epoch_end(self):
-        self.test_per_gene = {k: v.cpu() for k, v in self._log_epoch("test", self.test_metrics).items()}
+        per_gene = self._log_epoch("test", self.test_metrics, self.test_deployed)
+        self.test_per_gene = {k: v.cpu() for k, v in per_gene.items()}
 
     def configure_optimizers(self):
         if self.optimizer_factory is None:

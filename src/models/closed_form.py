@@ -49,9 +49,10 @@ class ClosedFormModel(ExpressionModel):
         return torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.0)
 
     def checkpoint_extras(self) -> dict:
-        return {"selected": dict(self.selected)}
+        return {**super().checkpoint_extras(), "selected": dict(self.selected)}
 
     def load_extras(self, extras: dict) -> None:
+        super().load_extras(extras)
         self.selected = dict(extras.get("selected") or {})
 
 

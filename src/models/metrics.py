@@ -27,6 +27,13 @@ class GeneMetrics(MetricCollection):
         return {name: value.reshape(-1).float() for name, value in values.items()}
 
     @staticmethod
-    def summarise(per_gene: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Average per-gene values over genes; genes with undefined Pearson (constant) are left out."""
-        return {name: value.nanmean() for name, value in per_gene.items()}
+    def summarise(per_gene: dict[str, torch.Tensor], scored: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Average per-gene values over the ``scored`` genes (all by default: the constant ones are left
+        out by the training plans, see ``Preprocessing.constant_targets``); a gene whose Pearson is
+        undefined in this data (constant here) counts for MAE but not for Pearson: nothing averages a NaN."""
+        out = {}
+        for name, value in per_gene.items():
+            if scored is not None:
+                value = value[scored.to(value.device)]
+            out[name] = value.nanmean()
+        return out

@@ -64,6 +64,7 @@ class RunFolder:
     PER_GENE: ClassVar[str] = "per_gene_test.tsv"
     PER_GENE_FIGURE: ClassVar[str] = "per_gene_test.png"
     OVERRIDES: ClassVar[str] = ".hydra/overrides.yaml"
+    SPLITS: ClassVar[str] = "splits.tsv"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))
@@ -85,6 +86,10 @@ class RunFolder:
     @property
     def overrides_file(self) -> Path:
         return self.path / self.OVERRIDES
+
+    @property
+    def splits_file(self) -> Path:
+        return self.path / self.SPLITS
 
     @property
     def name(self) -> str:
@@ -133,7 +138,25 @@ class RunFolder:
                 writer.writerow([gene, *(f"{v:.6g}" for v in values)])
         return self.per_gene_file
 
+    def write_splits(self, sample_ids: Mapping[str, Sequence[str]]) -> Path:
+        """Write ``splits.tsv``: columns ``sample_id`` and ``split`` (train, val, calibration, test), one
+        row per sample, so that any number of the run can be rebuilt outside the framework."""
+        with atomic_path(self.splits_file) as tmp, open(tmp, "w", newline="") as f:
+            writer = csv.writer(f, delimiter="\t")
+            writer.writerow(["sample_id", "split"])
+            for split, ids in sample_ids.items():
+                writer.writerows([sample, split] for sample in ids)
+        return self.splits_file
+
     # -- reading --------------------------------------------------------------------------------
+
+    def read_splits(self) -> dict[str, list[str]]:
+        """``splits.tsv`` as split -> sample ids (in file order)."""
+        out: dict[str, list[str]] = {}
+        with open(self._require(self.splits_file), newline="") as f:
+            for row in csv.DictReader(f, delimiter="\t"):
+                out.setdefault(row["split"], []).append(row["sample_id"])
+        return out
 
     def read_meta(self) -> dict:
         """The whole ``metrics.json``: ``metrics`` plus what was written with it (model, method, data...)."""

@@ -27,11 +27,15 @@ def scalar_metrics(metrics: Mapping[str, object], prefixes: Sequence[str] = ("va
 
 def results_meta(model, data_space=None, **extra) -> dict:
     """What is written next to the metrics: model class, names (method, data), noise floor, selection, extras."""
+    space = data_space or model.preprocessing
+    constant = [g for g, c in zip(space.target_ids, space.constant_targets()) if c] if space else []
     return {
         "model": type(model).__name__,
         **model.names,
         "noise_floor_mae": data_noise_floor(model, data_space),
         **({"selected": model.selected} if getattr(model, "selected", None) else {}),
+        # Left out of every averaged metric (training sd below src.data.preprocessing.CONSTANT_SD).
+        "constant_genes": {"count": len(constant), "ids": constant},
         **{k: str(v) for k, v in extra.items()},
     }
 
@@ -44,7 +48,15 @@ def save_results(output_dir: Path, metrics: dict[str, float], model, data_space=
     run = RunFolder(output_dir)
     run.write_metrics(metrics, results_meta(model, data_space, **extra))
     if model.test_per_gene is not None and model.preprocessing is not None:
-        run.write_per_gene(model.preprocessing.target_ids, model.test_per_gene)
+        per_gene = dict(model.test_per_gene)
+        if model.trust is not None:  # the calibration split's verdict, as src.predict writes it
+            per_gene["reliable"] = model.trust.reliability.reliable.astype(float)
+        run.write_per_gene(model.preprocessing.target_ids, per_gene)
+
+
+def save_splits(output_dir: Path, sample_ids: dict[str, list[str]]) -> None:
+    """Write the run folder's ``splits.tsv`` (which sample went to which split)."""
+    RunFolder(output_dir).write_splits(sample_ids)
 
 
 def show_results(output_dir: Path, metrics: dict[str, float], model, data_space=None) -> None:
