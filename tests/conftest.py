@@ -53,7 +53,7 @@ def train_config(tmp_path, data_dir):
     return make
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def gpl96() -> Path:
     if not GPL96.exists():
         pytest.skip(f"reference data {GPL96} not found (it lies in ../shared/data beside the repo)")

@@ -52,19 +52,36 @@ def test_round_trip_in_every_format(tmp_path, trained, suffix_in, suffix_out):
     order = np.random.default_rng(0).permutation(len(genes))  # any column order
     source = _write_input(tmp_path / f"in{suffix_in}", landmarks[:, order], samples, [genes[i] for i in order])
     options = ["+reader_options.orientation=features_in_rows"] if suffix_in == ".tsv" else []  # synthetic ids
-    written = _predict(tmp_path, ckpt, source, tmp_path / f"out{suffix_out}", "block_size=7", *options)
+    written = _predict(tmp_path, ckpt, source, tmp_path / f"out{suffix_out}", "block_size=7", "interval=0.9", *options)
+    layers = ["", "_standardised", "_lower", "_upper", "_standardised_lower", "_standardised_upper"]
+    sidecars = ["out_genes.csv", "out_provenance.json"] if suffix_out == ".csv" else []
     assert [p.name for p in written] == ([f"out{suffix_out}"] if suffix_out == ".h5ad" else
-                                         [f"out{suffix_out}", f"out_standardised{suffix_out}"])
+                                         [f"out{layer}{suffix_out}" for layer in layers] + sidecars)
+    trust = load_model(ckpt).trust.reliability
     if suffix_out == ".h5ad":
         adata = anndata.read_h5ad(written[0])
         standardised, expression = adata.layers["standardised"], adata.X
+        lower, upper = adata.layers["standardised_lower"], adata.layers["standardised_upper"]
         assert list(adata.obs_names) == samples and list(adata.var_names) == space.target_ids
+        genes_table = adata.var
+        assert adata.uns["model"] == "LinearRegression"
     else:
         options = {"orientation": "samples_in_rows"} if suffix_out == ".csv" else {}
         reader = open_matrix(written[1], **options)
         assert list(reader.sample_ids) == samples and list(reader.feature_ids) == space.target_ids
-        standardised = next(reader.blocks(block_size=10**6))[1]
-        expression = next(open_matrix(written[0], **options).blocks(block_size=10**6))[1]
+        standardised, expression, lower, upper = (next(open_matrix(written[i], **options).blocks(block_size=10**6))[1]
+                                                  for i in (1, 0, 4, 5))
+        if suffix_out == ".gctx":
+            from src.data.io.gctx import read_meta
+
+            genes_table = pd.DataFrame(read_meta(written[0], "feature"))
+            genes_table["reliable"] = genes_table["reliable"].astype(bool)
+        else:
+            genes_table = pd.read_csv(written[-2])
+    # The calibration split's per-gene verdict travels with the predictions, in every format.
+    np.testing.assert_array_equal(genes_table["reliable"].to_numpy(), trust.reliable)
+    np.testing.assert_allclose(genes_table["heldout_mae"].to_numpy(), trust.heldout_mae, rtol=1e-5)
+    assert (lower < standardised).all() and (standardised < upper).all()
     np.testing.assert_allclose(standardised, expected, atol=2e-4)
     np.testing.assert_allclose(expression, space.target_scaler.inverse(expected), atol=2e-3)
 
@@ -109,3 +126,63 @@ def test_a_failed_prediction_leaves_an_earlier_output_intact(tmp_path, trained):
     with pytest.raises(ValueError, match="non-finite .*landmark values"):
         _predict(tmp_path, ckpt, bad, tmp_path / "out.gctx", "block_size=5")
     assert out.read_bytes() == before and not list(tmp_path.glob(".out*"))
+
+
+@pytest.fixture(scope="module")
+def geo_ridge(tmp_path_factory, gpl96):
+    """Ridge (lr_l2) trained on the real GPL96 file with D-GEX's GEO preprocessing, all 9,520 targets."""
+    from tests.conftest import SHARED
+
+    root = tmp_path_factory.mktemp("geo_ridge")
+    maps = [f"data.source.landmark_map={SHARED}/dgex/map_lm.txt", f"data.source.target_map={SHARED}/dgex/map_tg.txt"]
+    cfg = compose_config("train", root, ["data=geo", f"data.source.path={gpl96}", *maps, "model=lr_l2", "logger=none"],
+                         root / "data")
+    metrics = train(cfg)
+    return cfg, metrics, f"{cfg.paths.output_dir}/checkpoints/best.ckpt"
+
+
+def _raw_profiles(path, sample_ids, out):
+    values, header = read_matrix(path)
+    index = {s: i for i, s in enumerate(header.sample_ids)}
+    write_gctx(out, values[[index[s] for s in sample_ids]], sample_ids, header.feature_ids)
+    return out
+
+
+def test_predict_on_the_raw_test_profiles_reproduces_the_deployed_test_mae(tmp_path, gpl96, geo_ridge):
+    from src.reporting.run_folder import RunFolder
+
+    cfg, metrics, ckpt = geo_ridge
+    # Quantile-normalised data: D-GEX's protocol (landmarks ranked with the true targets) and the
+    # deployed path (landmarks alone, as src.predict sees a new profile) are two numbers.
+    assert metrics["test/deployed_mae"] != metrics["test/mae"]
+    test_ids = RunFolder(cfg.paths.output_dir).read_splits()["test"]
+    source = _raw_profiles(gpl96, test_ids, tmp_path / "raw_test.gctx")  # every probe, as the file has them
+    written = _predict(tmp_path, ckpt, source, tmp_path / "pred.gctx")
+    predicted, header = read_matrix(written[1])  # the standardised predictions
+    dm = build_datamodule(cfg)
+    assert dm.sample_ids["test"] == test_ids and list(header.sample_ids) == test_ids
+    scored = load_model(ckpt).scored_genes.numpy()
+    mae = np.abs(predicted - dm.split_data("test").targets.numpy())[:, scored].mean()
+    assert mae == pytest.approx(metrics["test/deployed_mae"], abs=1e-5)
+
+
+def test_a_half_landmark_panel_of_real_gpl96_data_gets_values_intervals_and_reliability_for_every_target(
+    tmp_path, gpl96, geo_ridge
+):
+    from tests.conftest import SHARED
+
+    _, _, ckpt = geo_ridge
+    values, header = read_matrix(gpl96)
+    landmark_probes = [line.split("\t")[2].strip() for line in open(f"{SHARED}/dgex/map_lm.txt")]
+    dropped = set(np.random.default_rng(0).permutation(landmark_probes)[: len(landmark_probes) // 2])
+    keep = [i for i, f in enumerate(header.feature_ids) if f not in dropped]
+    source = write_gctx(tmp_path / "half.gctx", values[:, keep], list(header.sample_ids), [header.feature_ids[i] for i in keep])
+    with pytest.raises(ValueError, match=r"471 probes of .*best.ckpt are missing.*missing_landmarks=impute"):
+        _predict(tmp_path, ckpt, source, tmp_path / "refused.h5ad")
+    (out,) = _predict(tmp_path, ckpt, source, tmp_path / "half.h5ad", "missing_landmarks=impute", "interval=0.9")
+    adata = anndata.read_h5ad(out)
+    assert adata.shape == (57, 9520) and np.isfinite(adata.X).all()
+    lower, upper = adata.layers["lower"], adata.layers["upper"]
+    assert np.isfinite(lower).all() and np.isfinite(upper).all() and (lower < adata.X).all() and (adata.X < upper).all()
+    assert adata.var["reliable"].dtype == bool and np.isfinite(adata.var["heldout_mae"]).all()
+    assert adata.uns["landmarks_present"] == "472 of 943"

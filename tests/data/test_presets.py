@@ -67,11 +67,12 @@ def test_geo_pipeline_on_real_gpl96_matches_a_direct_computation(gpl96, maps, tm
     genes = match_genes(header.feature_ids, [read_gene_map(m) for m in maps], "probe").apply(values)
     train, val, test = split_indices(57, (88807, 11101, 11101), seed=3)
     assert (len(train), len(val), len(test)) == (45, 6, 6)
+    train, calibration = train[:-10], train[-10:]  # the calibration split: at least 10 samples, from the training part
     reference = reference_quantiles(genes[train])
     normalised = rank_map(genes, reference)
     mean, std = normalised[train].mean(0), normalised[train].std(0)
     expected = (normalised - mean) / (std + 1e-3)
-    for name, idx in (("train", train), ("test", test)):
+    for name, idx in (("train", train), ("calibration", calibration), ("test", test)):
         got = torch.cat([dm.splits[name].landmarks, dm.splits[name].targets], dim=1).numpy()
         np.testing.assert_allclose(got, expected[idx], atol=2e-3)
     np.testing.assert_allclose(dm.preprocessing.reference, reference, rtol=1e-9)
