@@ -99,3 +99,25 @@ def test_build_composes_the_run_and_writes_what_it_chose_into_the_config(train_c
     # config that is saved says so.
     assert cfg.trainer.strategy == "ddp_find_unused_parameters_true"
     assert any(isinstance(c, KeepFreedMemory) for c in run.trainer.callbacks)
+
+
+def test_constant_target_genes_are_left_out_of_every_average_and_named(train_config, tmp_path):
+    import numpy as np
+
+    from src.data.io.gctx import write_gctx
+
+    rng = np.random.default_rng(0)
+    landmarks = rng.normal(size=(400, 6)).astype(np.float32)
+    targets = landmarks[:, :4] @ rng.normal(size=(4, 4)).astype(np.float32) + 0.1 * rng.normal(size=(400, 4)).astype(np.float32)
+    targets[:, 2] = 7.0  # a gene nobody expresses differently: MAE 0, Pearson undefined
+    ids = [f"L{i}" for i in range(6)] + [f"T{i}" for i in range(4)]
+    path = write_gctx(tmp_path / "const.gctx", np.hstack([landmarks, targets]), [f"s{i}" for i in range(400)], ids)
+    cfg = train_config("data=gctx", f"data.source.path={path}", f"data.source.landmark_ids=[{','.join(ids[:6])}]",
+                       f"data.source.target_ids=[{','.join(ids[6:])}]", "model=lr", "logger=none")
+    metrics = train(cfg)
+    saved = json.load(open(f"{cfg.paths.output_dir}/metrics.json"))
+    assert saved["constant_genes"] == {"count": 1, "ids": ["T2"]}
+    rows = [line.split("\t") for line in open(f"{cfg.paths.output_dir}/per_gene_test.tsv").read().splitlines()[1:]]
+    others = [float(r[1]) for r in rows if r[0] != "T2"]
+    assert metrics["test/mae"] == pytest.approx(sum(others) / 3, rel=1e-4)
+    assert all(v is not None and v == v for v in saved["metrics"].values())  # nothing averages a NaN

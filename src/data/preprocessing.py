@@ -36,6 +36,7 @@ BLOCK = 4096  # samples per block of the in-place fitting steps
 # constant for every practical purpose: their standardised values are noise around 0, their MAE
 # is near 0 and their Pearson undefined, so averaged metrics leave them out (and name them).
 CONSTANT_SD = 1e-3
+IMPUTER_SAMPLES = 20000  # training profiles the landmark covariance of quantile-normalised data is fitted on
 
 
 @dataclass
@@ -65,6 +66,9 @@ class Preprocessing:
         standardised with the training rows' mean and standard deviation.
         """
         reference = landmark_reference = None
+        # The imputer learns the landmarks as the deployed path gives them (rank-mapped alone, not with
+        # the targets): keep a sample of the training landmarks as read (at most IMPUTER_SAMPLES).
+        raw_sample = data.landmarks[train[:IMPUTER_SAMPLES]].copy() if quantile_normalize else None
         if quantile_normalize:
             reference = _quantile_normalize_(data, train)
             landmark_reference = reference_quantiles(data.landmarks, train)
@@ -72,11 +76,15 @@ class Preprocessing:
         target_scaler = Standardizer.fit(data.targets, train)
         landmark_scaler.transform_(data.landmarks)
         target_scaler.transform_(data.targets)
-        imputer = LandmarkImputer.fit(data.landmarks, train)
-        return cls(
+        fitted = cls(
             list(data.landmark_ids), list(data.target_ids), landmark_scaler, target_scaler, dict(data.info),
-            reference, landmark_reference, imputer,
+            reference, landmark_reference,
         )
+        if raw_sample is None:
+            fitted.imputer = LandmarkImputer.fit(data.landmarks, train)
+        else:
+            fitted.imputer = LandmarkImputer.fit(fitted.transform_landmarks(raw_sample, log2=False))
+        return fitted
 
     # ----------------------------------------------------------------- what the data were
     @property

@@ -139,7 +139,13 @@ class ExpressionModel(L.LightningModule):
     def configure_callbacks(self) -> list:
         """Callbacks every training plan needs: the random state saved with each checkpoint, so that a
         resumed run continues the same stream of dropout masks and noise."""
-        return [RandomStateCheckpoint()]
+        return self._new_callbacks([RandomStateCheckpoint()])
+
+    def _new_callbacks(self, callbacks: list) -> list:
+        """Those of ``callbacks`` the trainer does not have yet (Lightning asks again at every stage:
+        validate after fit, test after validate)."""
+        have = {type(c) for c in self.trainer.callbacks} if self._trainer is not None else set()
+        return [c for c in callbacks if type(c) not in have]
 
     # ----------------------------------------------------------------- Lightning steps
     def training_step(self, batch, batch_idx):

@@ -81,4 +81,4 @@ class DGEX(ExpressionModel):
     def configure_callbacks(self) -> list:
         """D-GEX's learning-rate rule runs as a callback (see :class:`~src.models.callbacks.DGEXLearningRateDecay`)."""
         decay = DGEXLearningRateDecay(self.hparams.decay_factor, self.hparams.decay_samples, self.hparams.min_lr)
-        return [*super().configure_callbacks(), decay]
+        return [*super().configure_callbacks(), *self._new_callbacks([decay])]

@@ -116,7 +116,7 @@ def conformal_quantile(scores: np.ndarray, alpha: float) -> tuple[np.ndarray, bo
     n = len(scores)
     if n == 0:
         raise ValueError("no calibration samples: set data.calibration > 0 to get prediction intervals")
-    k = math.ceil((n + 1) * (1 - alpha))
+    k = math.ceil((n + 1) * (1 - alpha) - 1e-9)  # 1 - (1 - 0.55) is not 0.55 in floating point
     guaranteed = k <= n
     return np.sort(scores, axis=0)[min(k, n) - 1].astype(np.float32), guaranteed
 

@@ -219,10 +219,6 @@ def test_incomplete_panel_is_rank_mapped_onto_the_panel_reference(fitted):
     np.testing.assert_array_equal(np.argsort(unscaled, axis=1), np.argsort(raw[300:], axis=1))
 
 
-@pytest.mark.xfail(reason="Preprocessing.fit fits the imputer's covariance on the training landmarks quantile-"
-                          "normalised together with the targets (D-GEX protocol), but applies it to landmarks "
-                          "rank-mapped alone (the deployed path): the covariances differ and imputation is worse "
-                          "than filling the absent landmarks with 0")
 def test_quantile_normalised_imputation_beats_zero_fill():
     data = _expression(4000)
     raw = data.landmarks.copy()

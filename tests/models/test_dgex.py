@@ -54,7 +54,7 @@ def test_learning_rate_decays_by_0_9_only_when_the_monitored_mae_rose():
 
 def test_decay_is_driven_by_a_fixed_training_subset(train_config):
     cfg = train_config("model=dgex", "debug=fast", "trainer.max_epochs=5", "model.decay_samples=100",
-                       "model.lr=0.05", "logger=csv")
+                       "model.lr=0.04", "logger=csv")
     train(cfg)
     import csv
 
