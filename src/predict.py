@@ -23,7 +23,7 @@ from omegaconf import DictConfig
 from src.common.progress import progress_bar
 from src.data.genes import match_genes
 from src.data.io.matrix import open_matrix
-from src.data.io.writers import MatrixWriter
+from src.data.io.writers import MatrixWriter, check_outputs
 from src.data.transforms import check_values
 from src.models.checkpoint import load_model
 
@@ -53,6 +53,10 @@ def predict(cfg: DictConfig) -> list[Path]:
             f"{cfg.ckpt_path}: the checkpoint holds no calibration, so no intervals or reliability calls; "
             "train with data.calibration > 0 (the default), or predict with interval=null genes=all"
         )
+    layers = ["expression", "standardised"] + (["lower", "upper", "standardised_lower", "standardised_upper"] if cfg.interval else [])
+    # Before any work: no file written may be the input, none replaces an existing file unless overwrite=true.
+    check_outputs(MatrixWriter.planned_paths(cfg.output, layers, feature_annotations=model.trust is not None, uns=True),
+                  inputs=[cfg.input], overwrite=cfg.overwrite)
     device = resolve_device(cfg.device)
     model.to(device)
     reader = open_matrix(cfg.input, cfg.input_format, **(cfg.get("reader_options") or {}))
@@ -85,7 +89,6 @@ def predict(cfg: DictConfig) -> list[Path]:
     provenance = {"checkpoint": str(cfg.ckpt_path), "model": type(model).__name__,
                   "landmarks_present": f"{genes.n_present} of {len(space.landmark_ids)}",
                   "interval": f"{cfg.interval} ({cfg.interval_kind}, split conformal)" if cfg.interval else "none"}
-    layers = ["expression", "standardised"] + (["lower", "upper", "standardised_lower", "standardised_upper"] if intervals else [])
     n = len(reader.sample_ids)
     target_ids = [g for g, k in zip(space.target_ids, keep) if k]
     with MatrixWriter(cfg.output, reader.sample_ids, target_ids, layers, feature_annotations=annotations, uns=provenance) as writer, \

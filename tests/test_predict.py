@@ -124,7 +124,7 @@ def test_a_failed_prediction_leaves_an_earlier_output_intact(tmp_path, trained):
     broken[-1, 0] = np.inf  # fails in the last block, after earlier blocks were written
     bad = _write_input(tmp_path / "bad.gctx", broken, samples, genes)
     with pytest.raises(ValueError, match="non-finite .*landmark values"):
-        _predict(tmp_path, ckpt, bad, tmp_path / "out.gctx", "block_size=5")
+        _predict(tmp_path, ckpt, bad, tmp_path / "out.gctx", "block_size=5", "overwrite=true")
     assert out.read_bytes() == before and not list(tmp_path.glob(".out*"))
 
 
@@ -186,3 +186,100 @@ def test_a_half_landmark_panel_of_real_gpl96_data_gets_values_intervals_and_reli
     assert np.isfinite(lower).all() and np.isfinite(upper).all() and (lower < adata.X).all() and (adata.X < upper).all()
     assert adata.var["reliable"].dtype == bool and np.isfinite(adata.var["heldout_mae"]).all()
     assert adata.uns["landmarks_present"] == "472 of 943"
+
+
+# ------------------------------------------------------------------ never lose a file
+
+
+def _never_read(monkeypatch):
+    """Fail the test if the input is opened: the refusals below come before any work."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("the input was read before the outputs were checked")
+    monkeypatch.setattr("src.predict.open_matrix", refuse)
+
+
+def test_an_output_that_is_the_input_is_refused_in_every_spelling_and_the_input_kept(tmp_path, trained, monkeypatch):
+    import re
+
+    ckpt, landmarks, samples, space, _ = trained
+    (tmp_path / "data").mkdir()
+    source = _write_input(tmp_path / "data" / "in.h5ad", landmarks, samples, list(space.landmark_ids))
+    before = source.read_bytes()
+    (tmp_path / "link.h5ad").symlink_to(source)
+    monkeypatch.chdir(tmp_path)  # for the relative spelling
+    _never_read(monkeypatch)
+    for output in [source, tmp_path / "data" / ".." / "data" / "in.h5ad", tmp_path / "link.h5ad", "data/in.h5ad"]:
+        with pytest.raises(ValueError, match=rf"output={re.escape(str(output))} is the input file .*in.h5ad.*choose another output"):
+            _predict(tmp_path, ckpt, source, output, "overwrite=true")
+    assert source.read_bytes() == before
+
+
+@pytest.mark.parametrize("output, input_name", [("pred.gctx", "pred_standardised.gctx"), ("pred.csv", "pred_genes.csv"),
+                                                ("pred.csv", "pred_upper.csv")])
+def test_an_output_whose_layer_or_sidecar_file_is_the_input_is_refused(tmp_path, trained, monkeypatch, output, input_name):
+    ckpt, landmarks, samples, space, _ = trained
+    source = tmp_path / input_name
+    source.write_text("user data")
+    _never_read(monkeypatch)
+    with pytest.raises(ValueError, match=rf"{input_name} \(one of the files of output=.*{output}\) is the input file"):
+        _predict(tmp_path, ckpt, source, tmp_path / output, "interval=0.9", "overwrite=true")
+    assert source.read_text() == "user data" and sorted(p.name for p in tmp_path.glob("pred*")) == [input_name]
+
+
+def test_an_existing_output_is_replaced_only_with_overwrite_true(tmp_path, trained, monkeypatch):
+    ckpt, landmarks, samples, space, _ = trained
+    source = _write_input(tmp_path / "in.gctx", landmarks, samples, list(space.landmark_ids))
+    earlier = tmp_path / "pred_standardised.gctx"  # a layer file of an earlier run is enough
+    earlier.write_text("earlier")
+    with monkeypatch.context() as patch:
+        _never_read(patch)
+        with pytest.raises(FileExistsError, match=rf"^{earlier} exists; pass overwrite=true to replace it, or choose another output"):
+            _predict(tmp_path, ckpt, source, tmp_path / "pred.gctx")
+    assert earlier.read_text() == "earlier" and not (tmp_path / "pred.gctx").exists()
+    written = _predict(tmp_path, ckpt, source, tmp_path / "pred.gctx", "overwrite=true")
+    assert written[1] == earlier and read_matrix(earlier)[0].shape == (len(samples), len(space.target_ids))
+
+
+def test_an_unwritable_output_names_the_output_and_the_problem_before_any_work(tmp_path, trained, monkeypatch):
+    ckpt, landmarks, samples, space, _ = trained
+    source = _write_input(tmp_path / "in.gctx", landmarks, samples, list(space.landmark_ids))
+    (tmp_path / "file").write_text("x")
+    output = tmp_path / "file" / "pred.h5ad"  # fails as root too
+    _never_read(monkeypatch)
+    with pytest.raises(NotADirectoryError) as err:
+        _predict(tmp_path, ckpt, source, output)
+    assert str(err.value) == f"cannot write {output}: {tmp_path / 'file'} is not a directory; choose another output"
+
+
+def test_a_prediction_killed_with_sigkill_leaves_a_temporary_file_the_next_run_removes(tmp_path, trained, caplog):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import REPO
+
+    ckpt, landmarks, samples, space, expected = trained
+    reps = -(-20_000 // len(samples))
+    many = [f"{s}_{i}" for i in range(reps) for s in samples]
+    source = _write_input(tmp_path / "big.gctx", np.tile(landmarks, (reps, 1)), many, list(space.landmark_ids))
+    output = tmp_path / "big.h5ad"
+    command = [sys.executable, "-m", "src.predict", f"ckpt_path={ckpt}", f"input={source}", f"output={output}",
+               "block_size=1", f"paths.output_root={tmp_path}", f"hydra.run.dir={tmp_path}/killed"]
+    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30  # about 6 s to start
+        while time.monotonic() < deadline and not [p for p in tmp_path.glob(".big.h5ad.*.tmp") if p.stat().st_size > 0]:
+            time.sleep(0.02)
+        time.sleep(0.2)  # in the middle of the prediction (20,000 blocks of one profile)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    (left,) = tmp_path.glob(".big.h5ad.*.tmp")
+    assert f".{proc.pid}-" in left.name and left.stat().st_size > 0 and not output.exists()
+    with caplog.at_level("WARNING", logger="src.common.atomic"):
+        (written,) = _predict(tmp_path, ckpt, source, output)  # the next run writing the same output
+    assert not list(tmp_path.glob(".big.h5ad*")) and any(left.name in r.getMessage() for r in caplog.records)
+    adata = anndata.read_h5ad(written)
+    assert adata.shape == (len(many), len(space.target_ids)) and list(adata.obs_names) == many
+    np.testing.assert_allclose(adata.layers["standardised"][-len(samples):], expected, atol=2e-4)

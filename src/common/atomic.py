@@ -1,26 +1,163 @@
-"""Write files so that a crash never leaves a half-written file under the final name."""
+"""Write files so that a crash never leaves a half-written file under the final name.
+
+:func:`atomic_path` hands out a temporary name next to the final one, ``.<name>.<host>.<pid>-<hex>.tmp``,
+and renames it into place only when the block succeeds; an exception removes it. A writer killed
+outright (SIGKILL, out of memory, a node lost) cannot remove its temporary file, so the next
+:func:`atomic_path` for the same target removes the temporary files of that target left by processes
+of this host that no longer run (the host and PID in the name say whose it is). Temporary files of
+running processes (concurrent writers such as DDP ranks) and of other hosts (a shared file system) are
+left alone.
+
+Errors creating the temporary file, writing it (an :class:`OSError` that names it) or renaming it name
+the final path, never only the hidden temporary one.
+"""
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
+import re
+import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def _host() -> str:
+    """This host's name as it may appear in a file name (no separators, no spaces)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname()) or "localhost"
+
+
+def temporary_name(path: Path) -> Path:
+    """A fresh temporary name for ``path``: ``.<name>.<host>.<pid>-<8 hex>.tmp`` in the same folder."""
+    return path.with_name(f".{path.name}.{_host()}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):  # another user's process, or not a PID we can ask about
+        return True
+    return True
+
+
+def stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Temporary files of ``path`` left by processes of this host that no longer run."""
+    path = Path(path)
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.{re.escape(_host())}\.(\d+)-[0-9a-f]{{8}}\.tmp")
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return []
+    stale = []
+    for name in sorted(names):
+        match = pattern.fullmatch(name)
+        if match and not _running(int(match.group(1))):
+            stale.append(path.with_name(name))
+    return stale
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Remove :func:`stale_temporaries` of ``path`` (one log line names them); returns what was removed."""
+    removed = []
+    for tmp in stale_temporaries(path):
+        try:
+            tmp.unlink()
+        except FileNotFoundError:  # another writer of the same target removed it first
+            continue
+        except OSError as err:
+            log.warning("Could not remove the stale temporary file %s: %s", tmp, err.strerror or err)
+            continue
+        removed.append(tmp)
+    if removed:
+        log.warning("Removed %d temporary file(s) of %s left by killed writers: %s",
+                    len(removed), path, ", ".join(p.name for p in removed))
+    return removed
+
+
+def _reason(path: Path, err: OSError, doing: str) -> str:
+    """Why ``path`` cannot be written, in words that name no temporary file."""
+    if isinstance(err, (NotADirectoryError, FileExistsError)) or err.errno == errno.ENOTDIR:
+        for parent in path.parents:
+            if os.path.lexists(parent):
+                if not parent.is_dir():
+                    return f"{parent} is not a directory"
+                break
+    if isinstance(err, IsADirectoryError) or (doing == "rename" and path.is_dir()):
+        return "it is a directory"
+    what = err.strerror or str(err)
+    if doing == "folder":
+        return f"cannot create the folder {path.parent} ({what})"
+    if doing == "create":
+        return f"cannot create a file in {path.parent} ({what})"
+    if doing == "rename":
+        return f"cannot rename the finished file into place ({what})"
+    return what
+
+
+def unwritable(path: str | os.PathLike, err: OSError, doing: str = "write", tmp: Path | None = None) -> OSError:
+    """An error of ``err``'s kind saying that ``path`` cannot be written and why.
+
+    ``doing``: ``folder`` (creating its folder), ``create`` (creating a file next to it), ``write`` or
+    ``rename``; ``tmp``: the temporary file being written, named after the reason.
+    """
+    path = Path(path)
+    message = f"cannot write {path}: {_reason(path, err, doing)}"
+    if tmp is not None:
+        message += f" (while writing its temporary file {tmp.name}: {err})"
+    kind = NotADirectoryError if isinstance(err, FileExistsError) else type(err)
+    try:
+        new = kind(message)
+    except Exception:  # an OSError subclass with another signature
+        new = OSError(message)
+    new.errno = err.errno
+    return new
+
+
+def _names(err: BaseException, tmp: Path) -> bool:
+    return isinstance(err, OSError) and (err.filename in (tmp, str(tmp)) or tmp.name in str(err))
 
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it to ``path`` only if the block succeeds.
 
-    The temporary name is unique per writer, so concurrent writers (e.g. DDP ranks) never clobber each
-    other's partial files; the rename is atomic on POSIX file systems.
+    The folder is created when missing. The temporary file exists (empty) when the block starts; its
+    name is unique per writer (host, PID and a random part), so concurrent writers (e.g. DDP ranks) never
+    clobber each other's partial files, and the rename is atomic on POSIX file systems. Temporary files
+    of ``path`` left by killed processes of this host are removed first. The temporary file is removed
+    whenever the block fails; an :class:`OSError` naming it (e.g. a full disk) is raised again naming
+    ``path``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        yield tmp
-        os.replace(tmp, path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise unwritable(path, err, "folder") from err
+    remove_stale_temporaries(path)
+    tmp = temporary_name(path)
+    try:
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    except OSError as err:
+        raise unwritable(path, err, "create") from err
+    try:
+        try:
+            yield tmp
+        except OSError as err:
+            if _names(err, tmp):
+                raise unwritable(path, err, "write", tmp) from err
+            raise
+        try:
+            os.replace(tmp, path)
+        except OSError as err:
+            raise unwritable(path, err, "rename") from err
     finally:
         tmp.unlink(missing_ok=True)

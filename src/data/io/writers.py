@@ -21,7 +21,11 @@ it back as NaN; ``src.data.io.gctx.read_meta`` returns the stored -666). The CSV
 compression; an empty mapping is the same as none (no sidecar).
 
 Every file is written under a temporary name and renamed only when complete; an exception (or too few
-samples at :meth:`MatrixWriter.close`) leaves none of them behind.
+samples at :meth:`MatrixWriter.close`) leaves none of them behind, and temporary files of a writer that was
+killed are removed by the next writer of the same files (:func:`src.common.atomic.atomic_path`). An output
+that cannot be written fails naming the output, not the temporary file. :meth:`MatrixWriter.planned_paths`
+and :func:`check_outputs` let a caller refuse, before any work, outputs that would replace its input or an
+existing file.
 """
 
 from __future__ import annotations
@@ -122,13 +126,91 @@ def _gctx_meta(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
+def _plan(path: Path, format: str, layers: Sequence[str], genes: bool, samples: bool,
+          provenance: bool) -> tuple[list[Path], dict[str, Path]]:
+    """The matrix files and the sidecars (``genes``, ``samples``, ``provenance`` -> path) a writer writes."""
+    matrices = [path] + ([] if format == "h5ad" else [layer_path(path, n) for n in list(layers)[1:]])
+    sidecars = {}
+    if format == "table":
+        if genes:
+            sidecars["genes"] = layer_path(path, "genes")
+        if samples:
+            sidecars["samples"] = layer_path(path, "samples")
+        if provenance:
+            sidecars["provenance"] = provenance_path(path)
+    paths = matrices + list(sidecars.values())
+    if len(set(paths)) != len(paths):
+        raise ValueError(
+            f"{path}: two outputs would share a file name ({', '.join(map(str, paths))}); rename the layer that clashes"
+        )
+    return matrices, sidecars
+
+
+def _given(columns) -> bool:
+    """Whether annotations (a mapping, a DataFrame, or just True/False) would write anything."""
+    if columns is None or isinstance(columns, bool):
+        return bool(columns)
+    return len(list(columns.keys())) > 0
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """``a`` and ``b`` are one file: the same inode (symlinks, hard links) or the same resolved path."""
+    try:
+        if os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b):
+            return True
+    except OSError:
+        pass
+    return a.resolve() == b.resolve()
+
+
+def check_outputs(paths: Sequence[str | os.PathLike], *, inputs: Sequence[str | os.PathLike] = (),
+                  overwrite: bool = False, key: str = "output") -> None:
+    """Refuse, before any work, to write ``paths`` where that would lose a file or cannot succeed.
+
+    * one of ``paths`` is one of ``inputs`` (also through a symlink, a hard link or another spelling of the
+      path): ``ValueError``, whatever ``overwrite`` says;
+    * one of them exists and ``overwrite`` is false: ``FileExistsError`` naming it and ``overwrite=true``;
+    * one of them is a directory, or a folder on its path is a file: ``IsADirectoryError`` /
+      ``NotADirectoryError``; a folder this process may not write in: ``PermissionError``.
+
+    ``key`` is the config key the paths come from, for the messages.
+    """
+    paths = [Path(p) for p in paths]
+    for path in paths:
+        for source in map(Path, inputs):
+            if _same_file(path, source):
+                what = f"{key}={paths[0]}" if path == paths[0] else f"{path} (one of the files of {key}={paths[0]})"
+                raise ValueError(
+                    f"{what} is the input file {source}: writing it would destroy the input; choose another {key} "
+                    "(overwrite=true does not allow this)"
+                )
+    for path in paths:
+        if path.is_dir():
+            raise IsADirectoryError(f"cannot write {path}: it is a directory; choose another {key}")
+    existing = [p for p in paths if os.path.lexists(p)]
+    if existing and not overwrite:
+        others = f" (and {len(existing) - 1} more of the files it would write)" if len(existing) > 1 else ""
+        raise FileExistsError(
+            f"{existing[0]} exists{others}; pass overwrite=true to replace it, or choose another {key}"
+        )
+    for path in paths:
+        for parent in path.parents:  # the nearest existing folder must be a folder we may write in
+            if os.path.lexists(parent):
+                if not parent.is_dir():
+                    raise NotADirectoryError(f"cannot write {path}: {parent} is not a directory; choose another {key}")
+                if not os.access(parent, os.W_OK | os.X_OK):
+                    raise PermissionError(f"cannot write {path}: permission denied (to write in {parent})")
+                break
+
+
 class MatrixWriter:
     """Write ``layers`` (name -> block of consecutive samples) for ``sample_ids`` x ``feature_ids``.
 
     ``feature_annotations`` / ``sample_annotations`` (name -> one value per feature / sample) and ``uns``
     (name -> provenance string) are written as the module docstring describes. ``paths`` lists every file
-    written (matrices first, then CSV/TSV sidecars). Use as a context manager; an exception inside removes
-    every temporary file.
+    written (matrices first, then CSV/TSV sidecars); :meth:`planned_paths` lists them before any writer
+    exists. Use as a context manager; an exception inside (or while opening the files) removes every
+    temporary file.
     """
 
     def __init__(self, path: str | os.PathLike, sample_ids: Sequence[str], feature_ids: Sequence[str],
@@ -145,21 +227,9 @@ class MatrixWriter:
         self.feature_annotations = _columns(feature_annotations, len(self.feature_ids), "feature", "gene", self.path)
         self.sample_annotations = _columns(sample_annotations, len(self.sample_ids), "sample", "sample", self.path)
         self.uns = _provenance(uns, self.path)
-        matrices = [self.path] + ([] if self.format == "h5ad" else [layer_path(self.path, n) for n in self.layers[1:]])
-        sidecars = {}
-        if self.format == "table":
-            if self.feature_annotations:
-                sidecars["genes"] = layer_path(self.path, "genes")
-            if self.sample_annotations:
-                sidecars["samples"] = layer_path(self.path, "samples")
-            if self.uns:
-                sidecars["provenance"] = provenance_path(self.path)
+        matrices, sidecars = _plan(self.path, self.format, self.layers, bool(self.feature_annotations),
+                                   bool(self.sample_annotations), bool(self.uns))
         self.paths = matrices + list(sidecars.values())
-        if len(set(self.paths)) != len(self.paths):
-            raise ValueError(
-                f"{self.path}: two outputs would share a file name ({', '.join(map(str, self.paths))}); "
-                "rename the layer that clashes"
-            )
         self._stack = ExitStack()
         self._done = 0
         try:
@@ -182,6 +252,20 @@ class MatrixWriter:
         except BaseException as err:
             self._stack.__exit__(type(err), err, err.__traceback__)  # removes what was opened so far
             raise
+
+    @classmethod
+    def planned_paths(cls, path: str | os.PathLike, layers: Sequence[str], format: str = "auto", *,
+                      feature_annotations: Mapping[str, Sequence] | bool | None = None,
+                      sample_annotations: Mapping[str, Sequence] | bool | None = None,
+                      uns: Mapping[str, str] | bool | None = None) -> list[Path]:
+        """The files a writer with these arguments would write (its :attr:`paths`), computed without
+        writing anything, e.g. to check them first (:func:`check_outputs`). Annotations and ``uns`` may be
+        given as the mappings or as ``True``/``False`` (whether there will be any)."""
+        path = Path(path)
+        format = detect_format(path, key=None) if format == "auto" else format
+        matrices, sidecars = _plan(path, format, layers, _given(feature_annotations), _given(sample_annotations),
+                                   _given(uns))
+        return matrices + list(sidecars.values())
 
     def write(self, blocks: dict[str, np.ndarray]) -> None:
         """Append the next samples of every layer (same rows in each)."""

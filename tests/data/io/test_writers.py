@@ -2,6 +2,9 @@
 
 import gzip
 import json
+import os
+import re
+import types
 
 import anndata
 import h5py
@@ -9,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from src.data.io.gctx import read_header, read_matrix, read_meta
+from src.data.io.gctx import GCTXWriter, read_header, read_matrix, read_meta
 from src.data.io.matrix import open_matrix
 from src.data.io.writers import MatrixWriter
 
@@ -263,3 +266,134 @@ def test_annotations_may_be_a_dataframe_with_pandas_dtypes(tmp_path):
     assert var["reliable"].dtype == bool
     write(tmp_path / "pred.gctx", feature_annotations=table)
     assert list(read_meta(tmp_path / "pred.gctx")["symbol"]) == ["A", "B", "C", "D"]
+
+
+# ------------------------------------------------------------------ never lose a file
+
+
+@pytest.mark.parametrize("name", ["pred.h5ad", "pred.gctx", "pred.csv", "pred.tsv.gz"])
+@pytest.mark.parametrize("annotations", [True, False])
+def test_planned_paths_are_the_paths_written(tmp_path, name, annotations):
+    kwargs = dict(feature_annotations=GENE_ANN, sample_annotations=SAMPLE_ANN, uns=UNS) if annotations else {}
+    planned = MatrixWriter.planned_paths(tmp_path / name, ["expression", "standardised"], **kwargs)
+    assert leftovers(tmp_path) == []  # nothing written to plan
+    assert write(tmp_path / name, **kwargs).paths == planned
+    flags = {key: bool(value) for key, value in kwargs.items()}  # or just whether there will be any
+    assert MatrixWriter.planned_paths(tmp_path / name, ["expression", "standardised"], **flags) == planned
+
+
+def test_check_outputs_refuses_the_input_in_every_spelling_whatever_overwrite_says(tmp_path):
+    from src.data.io.writers import check_outputs
+
+    source = tmp_path / "data" / "in.csv"
+    source.parent.mkdir()
+    source.write_text("sample,g\n")
+    (tmp_path / "link.csv").symlink_to(source)
+    os.link(source, tmp_path / "hard.csv")
+    for output in [source, tmp_path / "data" / ".." / "data" / "in.csv", tmp_path / "link.csv", tmp_path / "hard.csv"]:
+        with pytest.raises(ValueError, match=rf"output={re.escape(str(output))} is the input file .*overwrite=true does not"):
+            check_outputs(MatrixWriter.planned_paths(output, ["expression"]), inputs=[source], overwrite=True)
+    # a layer file or a sidecar of the output is the input
+    for layer_file in ["pred_standardised.csv", "pred_genes.csv"]:
+        (tmp_path / layer_file).write_text("x")
+        paths = MatrixWriter.planned_paths(tmp_path / "pred.csv", ["expression", "standardised"], feature_annotations=True)
+        with pytest.raises(ValueError, match=rf"{layer_file} \(one of the files of output=.*pred.csv\) is the input file"):
+            check_outputs(paths, inputs=[tmp_path / layer_file], overwrite=True)
+    assert source.read_text() == "sample,g\n"
+
+
+def test_check_outputs_refuses_existing_files_unless_overwrite_and_unwritable_paths(tmp_path):
+    from src.data.io.writers import check_outputs
+
+    paths = MatrixWriter.planned_paths(tmp_path / "pred.gctx", ["expression", "standardised"])
+    check_outputs(paths, inputs=[tmp_path / "in.gctx"])  # nothing there yet
+    paths[1].write_text("earlier")
+    with pytest.raises(FileExistsError, match=rf"^{re.escape(str(paths[1]))} exists; pass overwrite=true to replace it"):
+        check_outputs(paths)
+    paths[0].write_text("earlier")
+    with pytest.raises(FileExistsError, match=rf"^{re.escape(str(paths[0]))} exists \(and 1 more .*overwrite=true"):
+        check_outputs(paths)
+    check_outputs(paths, overwrite=True)
+    (tmp_path / "folder.gctx").mkdir()
+    with pytest.raises(IsADirectoryError, match="folder.gctx: it is a directory"):
+        check_outputs([tmp_path / "folder.gctx"], overwrite=True)
+    with pytest.raises(NotADirectoryError, match=rf"cannot write .*pred.gctx/x/out.gctx: .*pred.gctx is not a directory"):
+        check_outputs([tmp_path / "pred.gctx" / "x" / "out.gctx"], overwrite=True)
+
+
+@pytest.mark.parametrize("name", ["pred.h5ad", "pred.gctx", "pred.csv"])
+def test_an_output_under_a_file_names_the_output_not_a_temporary_file(tmp_path, name):
+    (tmp_path / "file").write_text("x")
+    output = tmp_path / "file" / name
+    with pytest.raises(NotADirectoryError) as err:
+        annotated(output)
+    assert str(err.value) == f"cannot write {output}: {tmp_path / 'file'} is not a directory"
+    assert leftovers(tmp_path) == ["file"]
+
+
+def _fail(*args, **kwargs):
+    raise RuntimeError("cannot open")
+
+
+def _fail_second(original):
+    calls = []
+
+    def opener(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs) if len(calls) == 1 else _fail()
+    return opener
+
+
+@pytest.mark.parametrize("name, patch", [
+    ("pred.h5ad", lambda mp: mp.setattr(anndata.AnnData, "write_h5ad", _fail)),  # writing the skeleton
+    ("pred.h5ad", lambda mp: mp.setattr("src.data.io.writers.h5py", types.SimpleNamespace(File=_fail))),  # reopening it
+    ("pred.gctx", lambda mp: mp.setattr("src.data.io.writers.GCTXWriter", _fail_second(GCTXWriter))),  # second layer
+    ("pred.csv", lambda mp: mp.setattr(MatrixWriter, "_write_annotations", _fail)),  # a sidecar, the layers open
+    ("pred.csv.gz", lambda mp: mp.setattr("src.data.io.writers.gzip.open", _fail_second(gzip.open))),
+])
+def test_an_exception_while_opening_leaves_no_file(tmp_path, monkeypatch, name, patch):
+    patch(monkeypatch)
+    with pytest.raises(RuntimeError, match="cannot open"):
+        annotated(tmp_path / name)
+    assert leftovers(tmp_path) == []
+
+
+WRITER = """
+import sys, time
+import numpy as np
+from src.data.io.writers import MatrixWriter
+
+n, genes = 100_000, 1000
+block = np.ones((1, genes), dtype=np.float32)
+with MatrixWriter(sys.argv[1], [f"s{i}" for i in range(n)], [f"g{j}" for j in range(genes)], ["expression"]) as writer:
+    for _ in range(n):
+        writer.write({"expression": block})
+        time.sleep(0.001)
+"""
+
+
+def test_a_writer_killed_with_sigkill_leaves_a_temporary_file_the_next_writer_of_that_output_removes(tmp_path, caplog):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import REPO
+
+    output = tmp_path / "big.h5ad"
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(output)], cwd=REPO)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not [p for p in tmp_path.glob(".big.h5ad.*.tmp") if p.stat().st_size > 0]:
+            time.sleep(0.02)
+        time.sleep(0.3)  # well inside the writing loop
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    (left,) = tmp_path.glob(".big.h5ad.*.tmp")
+    assert f".{proc.pid}-" in left.name and left.stat().st_size > 0 and not output.exists()
+    with caplog.at_level("WARNING", logger="src.common.atomic"):
+        write(output)  # the next run writing the same output
+    assert leftovers(tmp_path) == ["big.h5ad"]
+    assert any(left.name in r.getMessage() for r in caplog.records)
+    np.testing.assert_array_equal(anndata.read_h5ad(output).X, EXPRESSION)
