@@ -36,6 +36,30 @@ def check_same_genes(model_space, data_space, what: str) -> None:
             )
 
 
+def data_config(cfg: DictConfig, model) -> DictConfig:
+    """The data to evaluate on: ``data=...`` if given, else the checkpoint's own data config, with any
+    ``data.*`` overrides (e.g. those of ``debug=fast``) applied over it."""
+    given = cfg.get("data")
+    if given is not None and "_target_" in given:
+        return given
+    if not model.data_config:
+        raise ValueError(f"{cfg.ckpt_path}: the checkpoint holds no data config; pass data=... to choose the data")
+    return OmegaConf.merge(OmegaConf.create(model.data_config), given or {})
+
+
+def check_sizes(model, data_cfg: DictConfig, what: str) -> None:
+    """Before any data work: a checkpoint trained on the first N target genes (``data.max_targets``, e.g.
+    ``debug=fast``) is evaluated on data cut the same way, or the error says what to set."""
+    trained = (model.data_config or {}).get("max_targets")
+    asked = data_cfg.get("max_targets")
+    if trained and asked != trained:
+        raise ValueError(
+            f"{what}: the model was trained on the first {trained} target genes (data.max_targets={trained}, "
+            f"e.g. by debug=fast), but the data to evaluate keep {asked or 'all of them'}; "
+            f"pass data.max_targets={trained} (or debug=fast), or evaluate a model trained on all targets"
+        )
+
+
 def panel_mask(model, path: str) -> np.ndarray:
     """Which of the model's landmarks a panel file lists (by gene id, or by probe for probe-trained models)."""
     listed = set(read_panel(path))
@@ -76,9 +100,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Validate and test ``cfg.ckpt_path`` on its data (or ``cfg.data``); returns the metrics."""
     L.seed_everything(cfg.seed, workers=True)
     model = load_model(cfg.ckpt_path)
-    data_cfg = cfg.get("data") or (OmegaConf.create(model.data_config) if model.data_config else None)
-    if data_cfg is None:
-        raise ValueError(f"{cfg.ckpt_path}: the checkpoint holds no data config; pass data=... to choose the data")
+    data_cfg = data_config(cfg, model)
+    check_sizes(model, data_cfg, str(cfg.ckpt_path))
     datamodule = hydra.utils.instantiate(data_cfg, _convert_="all")
     datamodule.prepare_data()
     datamodule.setup("test")

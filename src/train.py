@@ -16,13 +16,14 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 from src.common.checkpoint import add_extras
+from src.common.errors import cli_errors
 from src.models.calibration import calibrate_run
 from src.reporting.wandb_log import log_per_gene
 from src.utils.config import choose_strategy, plain_config, resolve_ckpt_path, save_config, validate_config
 from src.utils.ddp_launch import ranks_run_this_job, wait_for_ranks
 from src.utils.instantiate import instantiate_all
 from src.utils.loggers import closing, configure_wandb
-from src.utils.results import save_results, save_splits, scalar_metrics, show_results
+from src.utils.results import record_failure, save_results, save_splits, scalar_metrics, show_results
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,15 @@ def build(cfg: DictConfig, datamodule=None, callbacks: list = ()) -> Run:
     return Run(cfg, datamodule, model, build_trainer(cfg, loggers, callbacks), loggers, ckpt_path)
 
 
+def remove_resume_checkpoints(trainer: L.Trainer) -> None:
+    """After a run that ended normally, remove the full checkpoints kept only for resuming (``last.ckpt``):
+    ``best.ckpt`` holds the weights, and a finished run stores them once."""
+    for callback in trainer.checkpoint_callbacks:
+        if callback.monitor is None and callback.best_model_path and Path(callback.best_model_path).is_file():
+            log.info("Removed %s (resume state of a finished run; keep it with keep_last_checkpoint=true)", callback.best_model_path)
+            Path(callback.best_model_path).unlink()
+
+
 def fit_and_test(run: Run) -> dict[str, float]:
     """Fit, then validate and test the best checkpoint (the final weights without checkpointing), then
     calibrate its reliability and intervals on the calibration split (added to the best checkpoint);
@@ -108,7 +118,7 @@ def fit_and_test(run: Run) -> dict[str, float]:
             best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
             metrics = {}
             for stage in (trainer.validate, trainer.test):
-                for result in stage(model, datamodule=datamodule, ckpt_path="best" if best else None, verbose=False):
+                for result in stage(model, datamodule=datamodule, ckpt_path=best or None, verbose=False):
                     metrics.update(scalar_metrics(result))
             if trainer.is_global_zero:
                 metrics.update(calibrate_run(model, datamodule, run.cfg.get("interval", 0.9)))
@@ -116,6 +126,8 @@ def fit_and_test(run: Run) -> dict[str, float]:
                     add_extras(best, trust=model.trust.to_dict())
                 save_results(run.output_dir, metrics, model, best_checkpoint=best)
                 save_splits(run.output_dir, datamodule.sample_ids)
+                if best and not run.cfg.get("keep_last_checkpoint", False):
+                    remove_resume_checkpoints(trainer)
                 for logger in run.loggers:
                     if type(logger).__name__ == "WandbLogger":
                         log_per_gene(logger, run.output_dir)
@@ -135,8 +147,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@cli_errors(on_job_failure=record_failure)
 def main(cfg: DictConfig) -> float | None:
-    """Command-line entry point; returns the metric a hyperparameter sweeper optimises."""
+    """Command-line entry point; returns the metric a hyperparameter sweeper optimises. A bad input or
+    setting prints one message and exits with status 1; a failed job of a sweep is recorded in its folder
+    and returns the worst value, and the sweep goes on (src/common/errors.py)."""
     metrics = train(cfg)
     return metrics.get(cfg.get("optimized_metric"))
 

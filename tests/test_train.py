@@ -59,13 +59,27 @@ def test_same_seed_same_metrics(train_config, tmp_path):
 
 
 def test_resume_from_last_checkpoint_continues_training(train_config):
-    cfg = train_config("model=dgex", "debug=fast", "trainer.max_epochs=2")
+    cfg = train_config("model=dgex", "debug=fast", "trainer.max_epochs=2", "keep_last_checkpoint=true")
     train(cfg)
     last = f"{cfg.paths.output_dir}/checkpoints/last.ckpt"
     assert torch.load(last, weights_only=True)["epoch"] == 1
-    resumed = train_config("model=dgex", "debug=fast", "trainer.max_epochs=3", f"ckpt_path={last}")
+    resumed = train_config("model=dgex", "debug=fast", "trainer.max_epochs=3", f"ckpt_path={last}", "keep_last_checkpoint=true")
     train(resumed)
     assert torch.load(f"{resumed.paths.output_dir}/checkpoints/last.ckpt", weights_only=True)["epoch"] == 2
+
+
+def test_a_finished_run_keeps_its_weights_once_best_without_optimizer_state(train_config, caplog):
+    cfg = train_config("model=dgex", "debug=fast")
+    with caplog.at_level("WARNING"):
+        train(cfg)
+    folder = f"{cfg.paths.output_dir}/checkpoints"
+    import os
+
+    assert sorted(os.listdir(folder)) == ["best.ckpt"]  # last.ckpt (resume state) removed after a normal end
+    best = torch.load(f"{folder}/best.ckpt", weights_only=True)
+    assert "optimizer_states" not in best and "gexinfer" in best and best["gexinfer"]["extras"]["trust"]
+    # debug=fast trains 3 epochs: the validation MAE still falls in the last one, and the run says so.
+    assert "still improving" in caplog.text and "raise trainer.max_epochs" in caplog.text
 
 
 def test_missing_checkpoint_is_named(train_config):

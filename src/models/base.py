@@ -154,7 +154,11 @@ class ExpressionModel(L.LightningModule):
             self._train_abs_error[0] += (pred.detach() - batch[1]).abs().sum()
             self._train_abs_error[1] += batch[1].numel()
         batch_size = len(batch[1])
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=batch_size, sync_dist=True)
+        summed = self.hparams.loss == "sse"
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=not summed, batch_size=batch_size, sync_dist=True)
+        if summed:  # the bar shows the squared error per gene, on the scale of val/mae, not the sum over genes
+            self.log("train/loss_per_gene", loss / self.hparams.n_outputs, on_step=True, on_epoch=False, prog_bar=True,
+                     logger=False, batch_size=batch_size)
         return loss
 
     def on_train_epoch_end(self) -> None:

@@ -26,7 +26,17 @@ class ClosedFormModel(ExpressionModel):
         """Fit the model on ``train``, choosing hyperparameters by the MAE on ``val``."""
         raise NotImplementedError
 
+    def on_fit_end(self) -> None:
+        bar = self.__dict__.pop("_bar_hidden", None)
+        if bar is not None:
+            bar.enable()
+
     def on_fit_start(self) -> None:
+        # No progress bar for fitting: one no-op step would show as 0.00it/s (validate/test keep theirs).
+        bar = self.trainer.progress_bar_callback
+        if bar is not None and not bar.is_disabled:
+            bar.disable()
+            self.__dict__["_bar_hidden"] = bar
         datamodule = self.trainer.datamodule
         train, val = (
             TensorBatches(*(t.to(self.device) for t in (s.landmarks, s.targets)))
