@@ -6,6 +6,7 @@ The files::
                            "data": ..., "noise_floor_mae": ..., ...}  (NaN metrics are null)
     per_gene_test.tsv     one row per target gene: gene, then each per-gene test metric (mae, pearson)
     per_gene_test.png     histograms of the per-gene test metrics (when logged to W&B)
+    failed.json           {"error": "<one message>", "type": "InputError"}: the job of a sweep failed
     .hydra/overrides.yaml the command-line overrides of the run (written by Hydra)
 
 Every other module reads and writes runs through :class:`RunFolder`; none knows these names.
@@ -65,6 +66,7 @@ class RunFolder:
     PER_GENE_FIGURE: ClassVar[str] = "per_gene_test.png"
     OVERRIDES: ClassVar[str] = ".hydra/overrides.yaml"
     SPLITS: ClassVar[str] = "splits.tsv"
+    FAILURE: ClassVar[str] = "failed.json"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))
@@ -92,6 +94,10 @@ class RunFolder:
         return self.path / self.SPLITS
 
     @property
+    def failure_file(self) -> Path:
+        return self.path / self.FAILURE
+
+    @property
     def name(self) -> str:
         return self.path.name
 
@@ -115,13 +121,23 @@ class RunFolder:
             folders += [cls(m.parent) for m in sorted(p.rglob(cls.METRICS))]
         return list(dict.fromkeys(folders))
 
+    @classmethod
+    def find_failed(cls, paths: Iterable[str | Path]) -> list[RunFolder]:
+        """Every run folder at or below ``paths`` whose job failed (one with ``failed.json``), in path order."""
+        folders = []
+        for p in map(Path, paths):
+            folders += [cls(m.parent) for m in sorted(Path(p).rglob(cls.FAILURE))]
+        return list(dict.fromkeys(folders))
+
     # -- writing --------------------------------------------------------------------------------
 
     def write_metrics(self, metrics: Mapping[str, float], meta: Mapping[str, object] | None = None) -> Path:
-        """Write ``{"metrics": metrics, **meta}`` as ``metrics.json`` (NaN becomes null)."""
+        """Write ``{"metrics": metrics, **meta}`` as ``metrics.json`` (NaN becomes null); a failure recorded by
+        an earlier attempt in this folder (a resumed job) is removed."""
         payload = {"metrics": {k: (None if math.isnan(v) else v) for k, v in metrics.items()}, **(meta or {})}
         with atomic_path(self.metrics_file) as tmp:
             tmp.write_text(json.dumps(payload, indent=2) + "\n")
+        self.failure_file.unlink(missing_ok=True)
         return self.metrics_file
 
     def write_per_gene(self, gene_ids: Sequence[str], per_gene: Mapping[str, Sequence[float]]) -> Path:
@@ -148,7 +164,18 @@ class RunFolder:
                 writer.writerows([sample, split] for sample in ids)
         return self.splits_file
 
+    def write_failure(self, message: str, kind: str = "InputError") -> Path:
+        """Record that this run (a job of a sweep) failed: ``failed.json`` with its error message and
+        the error's type; the sweep summary lists the job as failed with that message."""
+        with atomic_path(self.failure_file) as tmp:
+            tmp.write_text(json.dumps({"error": message, "type": kind}, indent=2) + "\n")
+        return self.failure_file
+
     # -- reading --------------------------------------------------------------------------------
+
+    def read_failure(self) -> dict | None:
+        """``{"error": message, "type": ...}`` if the run failed (``failed.json``), else None."""
+        return json.loads(self.failure_file.read_text()) if self.failure_file.is_file() else None
 
     def read_splits(self) -> dict[str, list[str]]:
         """``splits.tsv`` as split -> sample ids (in file order)."""

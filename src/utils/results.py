@@ -69,3 +69,8 @@ def data_noise_floor(model, data_space=None) -> float | None:
     """The tested data's noise floor (``data_space``, else the training data's), if it has one."""
     space = data_space or model.preprocessing
     return space.info.get("noise_floor_mae") if space else None
+
+
+def record_failure(cfg, error: BaseException, message: str) -> None:
+    """Record a failed job of a sweep in its run folder (``failed.json``), for the sweep summary."""
+    RunFolder(Path(cfg.paths.output_dir)).write_failure(message, type(error).__name__)
