@@ -33,5 +33,6 @@ compare: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py $(ARGS)
 
+## Remove the environment and everything runs wrote (outputs/: run folders, sweeps, generated and cached data).
 clean:
-	rm -rf $(VENV) outputs/runs outputs/multiruns outputs/data
+	rm -rf $(VENV) outputs/train outputs/eval outputs/predict outputs/compare outputs/dgex outputs/dgex_grid outputs/egex_staged outputs/data

@@ -12,6 +12,7 @@ expression scale, with sample and gene ids.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 
@@ -28,6 +29,27 @@ from src.data.transforms import check_values
 from src.models.checkpoint import load_model
 
 log = logging.getLogger(__name__)
+
+
+def provenance_of(cfg: DictConfig, model, genes) -> dict[str, str]:
+    """What made these predictions: the checkpoint (path and SHA-256), the model, the framework's version,
+    the landmarks measured and the intervals (written into the output's metadata)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    digest = hashlib.sha256()
+    with open(cfg.ckpt_path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 24), b""):
+            digest.update(chunk)
+    try:
+        framework = f"gexinfer {version('gexinfer')}"
+    except PackageNotFoundError:
+        framework = "gexinfer (not installed)"
+    return {
+        "checkpoint": str(Path(cfg.ckpt_path).resolve()), "checkpoint_sha256": digest.hexdigest(),
+        "model": type(model).__name__, "method": model.names.get("method", ""), "framework": framework,
+        "landmarks_present": f"{genes.n_present} of {len(model.preprocessing.landmark_ids)}",
+        "interval": f"{cfg.interval} ({cfg.interval_kind}, split conformal)" if cfg.interval else "none",
+    }
 
 
 def resolve_device(name: str) -> torch.device:
@@ -55,7 +77,8 @@ def predict(cfg: DictConfig) -> list[Path]:
         )
     layers = ["expression", "standardised"] + (["lower", "upper", "standardised_lower", "standardised_upper"] if cfg.interval else [])
     # Before any work: no file written may be the input, none replaces an existing file unless overwrite=true.
-    check_outputs(MatrixWriter.planned_paths(cfg.output, layers, feature_annotations=model.trust is not None, uns=True),
+    annotated = model.trust is not None or bool(space.info.get("target_symbols"))
+    check_outputs(MatrixWriter.planned_paths(cfg.output, layers, feature_annotations=annotated, uns=True),
                   inputs=[cfg.input], overwrite=cfg.overwrite)
     device = resolve_device(cfg.device)
     model.to(device)
@@ -82,13 +105,13 @@ def predict(cfg: DictConfig) -> list[Path]:
     keep = reliability.reliable if cfg.genes == "reliable" else np.ones(len(space.target_ids), dtype=bool)
     if not keep.any():
         raise ValueError(f"genes=reliable: none of the {len(keep)} target genes of {cfg.ckpt_path} is reliable for this panel")
-    annotations = None
+    annotations = {}
+    if space.info.get("target_symbols"):
+        annotations["symbol"] = [sym for sym, k in zip(space.info["target_symbols"], keep) if k]
     if reliability is not None:
-        annotations = {"reliable": reliability.reliable[keep], "heldout_mae": reliability.heldout_mae[keep],
-                       "heldout_pearson": reliability.heldout_pearson[keep]}
-    provenance = {"checkpoint": str(cfg.ckpt_path), "model": type(model).__name__,
-                  "landmarks_present": f"{genes.n_present} of {len(space.landmark_ids)}",
-                  "interval": f"{cfg.interval} ({cfg.interval_kind}, split conformal)" if cfg.interval else "none"}
+        annotations.update({"reliable": reliability.reliable[keep], "heldout_mae": reliability.heldout_mae[keep],
+                            "heldout_pearson": reliability.heldout_pearson[keep]})
+    provenance = provenance_of(cfg, model, genes)
     n = len(reader.sample_ids)
     target_ids = [g for g, k in zip(space.target_ids, keep) if k]
     with MatrixWriter(cfg.output, reader.sample_ids, target_ids, layers, feature_annotations=annotations, uns=provenance) as writer, \

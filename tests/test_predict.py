@@ -186,6 +186,9 @@ def test_a_half_landmark_panel_of_real_gpl96_data_gets_values_intervals_and_reli
     assert np.isfinite(lower).all() and np.isfinite(upper).all() and (lower < adata.X).all() and (adata.X < upper).all()
     assert adata.var["reliable"].dtype == bool and np.isfinite(adata.var["heldout_mae"]).all()
     assert adata.uns["landmarks_present"] == "472 of 943"
+    # Provenance and the ids biologists read: symbols next to the Ensembl ids, the checkpoint's hash.
+    assert adata.var["symbol"].iloc[0] and adata.var_names[0].startswith("ENSG")
+    assert len(adata.uns["checkpoint_sha256"]) == 64 and adata.uns["framework"].startswith("gexinfer")
 
 
 # ------------------------------------------------------------------ never lose a file

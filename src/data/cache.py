@@ -17,7 +17,7 @@ import numpy as np
 
 from src.common.atomic import atomic_path
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: info carries the maps' gene symbols
 
 
 def file_identity(path: str | os.PathLike) -> dict:

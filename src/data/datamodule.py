@@ -92,7 +92,11 @@ class ExpressionDataModule(L.LightningDataModule):
         self.sample_ids: dict[str, list[str]] = {}
 
     def prepare_data(self) -> None:
+        """Write whatever files the source needs (once per DataModule: Lightning calls it again at fit)."""
+        if getattr(self, "_prepared", False):
+            return
         self.source.prepare(self.max_samples, self.max_targets)
+        self._prepared = True
 
     def setup(self, stage: str | None = None) -> None:
         """Load, split and standardise once; later calls (Lightning calls it per stage) are free."""

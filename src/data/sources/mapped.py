@@ -126,6 +126,8 @@ class MappedMatrixSource:
             "samples_read": n_read, "duplicates_removed": n_read - len(sample_ids),
             # What prediction needs to map new probe-level landmark data onto these genes.
             "landmark_probes": landmarks.probes if genes.id_type == "probe" else None,
+            # The maps' gene symbols (HGNC), written next to the Ensembl ids of predictions.
+            "target_symbols": targets.symbols, "landmark_symbols": landmarks.symbols,
             "seconds": seconds,
         }
         ids = {"sample_ids": sample_ids, "landmark_ids": landmarks.ensembl_ids, "target_ids": targets.ensembl_ids}
