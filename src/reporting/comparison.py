@@ -29,6 +29,7 @@ class Run:
     per_gene_pearson: np.ndarray
     noise_floor: float | None = None
     label: str = ""
+    repeat: str | None = None  # its seed and fold (e.g. "seed=2 data.fold=0"): pairs runs of two methods
 
     def mae_on(self, genes: list[str]) -> np.ndarray:
         index = {g: i for i, g in enumerate(self.genes)}
@@ -38,15 +39,21 @@ class Run:
 def read_run(folder: str | Path | RunFolder) -> Run:
     """Read one run folder; errors name the folder and the missing or malformed file."""
     record = (folder if isinstance(folder, RunFolder) else RunFolder(folder)).read(required=("mae", "pearson"))
+    per_gene = record.per_gene
+    # Genes constant in the training split are not scored (their MAE is ~0 by construction).
+    keep = np.ones(len(per_gene.genes), dtype=bool)
+    if "scored" in per_gene.columns:
+        keep = per_gene["scored"] > 0
     return Run(
         path=record.folder.path,
         method=record.method,
         data=record.data,
         metrics=record.metrics,
-        genes=record.per_gene.genes,
-        per_gene_mae=record.per_gene["mae"],
-        per_gene_pearson=record.per_gene["pearson"],
+        genes=[g for g, k in zip(per_gene.genes, keep) if k],
+        per_gene_mae=per_gene["mae"][keep],
+        per_gene_pearson=per_gene["pearson"][keep],
         noise_floor=record.noise_floor,
+        repeat=" ".join(o for o in record.folder.read_overrides() if o.startswith(("seed=", "data.fold="))) or None,
     )
 
 
@@ -96,6 +103,7 @@ def compare(runs: list[Run]) -> list[Comparison]:
                 "mae": float(mae.mean()),
                 "mae_sd": float(mae.std()),
                 "pearson": float(np.nanmean(run.per_gene_pearson)),
+                "deployed_mae": run.metrics.get("test/deployed_mae"),
                 "vs_lr": _relative(run, lr),
                 "vs_dgex": _relative(run, dgex),
                 "beats_lr": _fraction_better(run, lr),
@@ -123,7 +131,7 @@ def _fraction_better(run: Run, reference: Run | None) -> float | None:
 
 def comparison_table(comparison: Comparison) -> str:
     """The comparison as a Markdown table, with the noise floor when the data has one."""
-    header = ["method", "MAE (mean ± sd over genes)", "Pearson", "vs LR", "vs D-GEX", "genes better than LR"]
+    header = ["method", "MAE (mean ± sd over genes)", "deployed MAE", "Pearson", "vs LR", "vs D-GEX", "genes better than LR"]
     if comparison.noise_floor:
         header.append("MAE / noise floor")
 
@@ -135,6 +143,7 @@ def comparison_table(comparison: Comparison) -> str:
         cells = [
             row["method"],
             f"{row['mae']:.4f} ± {row['mae_sd']:.4f}",
+            "" if row.get("deployed_mae") is None else f"{row['deployed_mae']:.4f}",
             f"{row['pearson']:.4f}",
             pct(row["vs_lr"]),
             pct(row["vs_dgex"]),
@@ -144,6 +153,14 @@ def comparison_table(comparison: Comparison) -> str:
             cells.append(f"{row['vs_floor']:.3f}")
         rows.append(cells)
     table = markdown_table(header, rows)
+    deployed = [(r["mae"], r.get("deployed_mae")) for r in comparison.rows if r.get("deployed_mae") is not None]
+    if deployed and all(abs(m - d) < 5e-4 for m, d in deployed):
+        table += ("\n\nThese data are not quantile-normalised: the deployed path (landmarks preprocessed as "
+                  "`src.predict` does) and D-GEX's protocol are the same, so 'deployed MAE' equals 'MAE'.")
+    elif deployed:
+        table += ("\n\n'MAE' follows D-GEX's protocol (each test sample's landmarks quantile-normalised together "
+                  "with its true targets, comparable with the papers); 'deployed MAE' is what `src.predict` "
+                  "delivers on a new profile (landmarks rank-mapped alone).")
     if comparison.noise_floor:
         table += f"\n\nNoise floor (MAE of the true function): {comparison.noise_floor:.4f}"
     return table

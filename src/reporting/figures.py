@@ -72,3 +72,20 @@ def _save(fig, path: Path, dpi: int = 120) -> Path:
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
+
+
+def mae_with_error_bars(summaries, noise_floor: float | None, path: Path) -> Path:
+    """Test MAE of every method, mean over its runs (seeds, folds) with the sd as error bars, best first."""
+    names = [m.method for m in summaries]
+    means = [float(np.mean(m.mae)) for m in summaries]
+    sds = [float(np.std(m.mae, ddof=1)) if len(m.mae) > 1 else 0.0 for m in summaries]
+    fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(names)), 4))
+    ax.bar(range(len(names)), means, yerr=sds, capsize=4, color="tab:blue", alpha=0.8)
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+    low = min(m - s for m, s in zip(means, sds))
+    ax.set_ylim(max(0.0, low - 0.1 * (max(means) - low + 1e-9) - 0.01), max(m + s for m, s in zip(means, sds)) * 1.01)
+    if noise_floor:
+        ax.axhline(noise_floor, color="tab:red", linestyle="--", linewidth=1, label="noise floor")
+        ax.legend()
+    ax.set(ylabel="test MAE (mean ± sd over runs)", title="Test MAE over seeds / folds")
+    return _save(fig, path)

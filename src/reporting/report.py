@@ -10,7 +10,8 @@ from pathlib import Path
 
 from src.common.wandb_mode import resolve_wandb_mode
 from src.reporting.comparison import compare, comparison_table, find_runs
-from src.reporting.figures import mae_distributions, scatter_against_lr
+from src.reporting.figures import mae_distributions, mae_with_error_bars, scatter_against_lr
+from src.reporting.statistics import statistics_table, summarise_methods
 
 
 def write_report(paths: list[str | Path], out: str | Path) -> Path:
@@ -28,6 +29,16 @@ def write_report(paths: list[str | Path], out: str | Path) -> Path:
     for comparison in compare(runs):
         slug = "".join(c if c.isalnum() else "_" for c in comparison.data)
         lines += ["", f"## Test data: {comparison.data}", "", comparison_table(comparison), ""]
+        group = [r for r in runs if r.data == comparison.data]
+        if len({r.method for r in group}) < len(group):  # some method ran more than once (seeds, folds)
+            summaries = summarise_methods(group)
+            lines += ["### Over seeds and folds", "",
+                      "Methods run more than once (seeds or k-fold cross-validation folds): mean ± sd over their "
+                      "runs; improvements paired by seed or fold; a paired Wilcoxon signed-rank test over genes "
+                      "(per-gene MAE averaged over runs) of every method against the best.", "",
+                      statistics_table(summaries), ""]
+            figure = mae_with_error_bars(summaries, comparison.noise_floor, out / f"{slug}_mae_over_runs.png")
+            lines.append(f"![mae_over_runs]({figure.name})")
         for name, figure in (
             ("scatter_vs_lr", scatter_against_lr(comparison, runs, out / f"{slug}_scatter_vs_lr.png")),
             ("mae_distributions", mae_distributions(comparison, runs, out / f"{slug}_mae_distributions.png")),

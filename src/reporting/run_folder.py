@@ -25,6 +25,7 @@ from typing import ClassVar
 import numpy as np
 import yaml
 
+from src.common.errors import InputError
 from src.common.atomic import atomic_path
 
 
@@ -205,7 +206,7 @@ class RunFolder:
             rows = [row for row in reader if row]
         if not rows or not {"gene", *required} <= set(header):
             expected = ", ".join(["gene", *required]) if required else "gene, <metric>..."
-            raise ValueError(f"{path}: expected a header '{expected}' and one row per gene")
+            raise InputError(f"{path}: expected a header '{expected}' and one row per gene")
         at = header.index("gene")
         columns = {n: np.array([_number(r[i]) for r in rows]) for i, n in enumerate(header) if i != at}
         return PerGene(genes=[r[at] for r in rows], columns=columns)

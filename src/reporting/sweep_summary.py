@@ -20,6 +20,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from src.common.atomic import atomic_path
+from src.reporting.repeats import repeats_table
 from src.reporting.run_folder import RunFolder
 from src.reporting.tables import markdown_table
 
@@ -64,6 +65,9 @@ def write_summary(sweep_dir: Path, metric: str = "val/mae") -> Path:
     counted = f"{len(jobs)} jobs" + (f" ({len(failed)} failed)" if failed else "")
     lines = [f"# Sweep summary: {counted}, best {metric} first", "",
              markdown_table(["job", "overrides", *names], rows)]
+    repeated = repeats_table(jobs)
+    if repeated:
+        lines += ["", "## Over folds and seeds", "", "Jobs whose overrides differ only in `data.fold` or `seed`.", "", repeated]
     if failed:
         lines += ["", "## Failed jobs", ""]
         lines += [f"- job {job['job']} ({' '.join(job['overrides']) or 'no overrides'}): {job['failed']}" for job in failed]

@@ -49,6 +49,7 @@ def save_results(output_dir: Path, metrics: dict[str, float], model, data_space=
     run.write_metrics(metrics, results_meta(model, data_space, **extra))
     if model.test_per_gene is not None and model.preprocessing is not None:
         per_gene = dict(model.test_per_gene)
+        per_gene["scored"] = model.scored_genes.cpu().float()  # 0: constant in training, left out of averages
         if model.trust is not None:  # the calibration split's verdict, as src.predict writes it
             per_gene["reliable"] = model.trust.reliability.reliable.astype(float)
         run.write_per_gene(model.preprocessing.target_ids, per_gene)

@@ -1,0 +1,106 @@
+"""Comparisons that survive statistics: methods run over several seeds (or folds), compared gene by gene.
+
+For one test data set, every method's runs are its repeats (seeds, folds). Reported per method:
+
+- test MAE and Pearson: mean ± sd over its runs (each run's MAE is its mean over genes);
+- the improvement over LR and over D-GEX in percent: per repeat (runs paired by their seed or fold
+  when both methods have it, else every pairing of their runs), mean ± sd;
+- against the best method (lowest mean MAE): a paired two-sided Wilcoxon signed-rank test over genes
+  of the per-gene MAE averaged over each method's runs, its p-value, and the share of genes on which
+  the method's MAE is lower than the best's.
+
+A claim "A beats B" needs a small p (e.g. < 0.01) *and* a spread over seeds smaller than the gap.
+"""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import wilcoxon
+
+from src.reporting.tables import markdown_table
+
+
+@dataclass
+class MethodSummary:
+    method: str
+    runs: list
+    mae: list[float]
+    pearson: list[float]
+    per_gene: np.ndarray  # per-gene MAE averaged over the runs, on ``genes``
+    vs_lr: list[float] | None = None
+    vs_dgex: list[float] | None = None
+    p_vs_best: float | None = None
+    won_vs_best: float | None = None
+
+
+def _repeat(run) -> str | None:
+    return run.metrics.get("_repeat") or getattr(run, "repeat", None)
+
+
+def _improvements(method: MethodSummary, reference: MethodSummary | None) -> list[float] | None:
+    """Per-repeat relative MAE reduction (percent) of ``method`` over ``reference``."""
+    if reference is None or reference is method:
+        return None
+    by_repeat = {_repeat(r): float(r.per_gene_mae.mean()) for r in reference.runs}
+    pairs = []
+    for run, mae in zip(method.runs, method.mae):
+        key = _repeat(run)
+        if key is not None and key in by_repeat:
+            pairs.append((mae, by_repeat[key]))
+    if not pairs:
+        pairs = list(itertools.product(method.mae, reference.mae))
+    return [100 * (ref - mae) / ref for mae, ref in pairs]
+
+
+def summarise_methods(runs: list) -> list[MethodSummary]:
+    """One :class:`MethodSummary` per method of ``runs`` (one test data set), best (lowest mean MAE) first."""
+    genes = sorted(set.intersection(*(set(r.genes) for r in runs)))
+    by_method: dict[str, list] = {}
+    for run in runs:
+        by_method.setdefault(run.method, []).append(run)
+    out = []
+    for method, group in by_method.items():
+        per_gene = np.mean([r.mae_on(genes) for r in group], axis=0)
+        out.append(MethodSummary(method, group, [float(r.per_gene_mae.mean()) for r in group],
+                                 [float(np.nanmean(r.per_gene_pearson)) for r in group], per_gene))
+    out.sort(key=lambda m: statistics.mean(m.mae))
+    best = out[0]
+    lr = next((m for m in out if m.method == "lr"), None)
+    dgex = next((m for m in out if m.method.startswith("dgex")), None)
+    for m in out:
+        m.vs_lr, m.vs_dgex = _improvements(m, lr), _improvements(m, dgex)
+        if m is not best:
+            diff = m.per_gene - best.per_gene
+            m.p_vs_best = float(wilcoxon(m.per_gene, best.per_gene).pvalue) if np.any(diff != 0) else 1.0
+            m.won_vs_best = float(100 * np.mean(diff < 0))
+    return out
+
+
+def _mean_sd(values: list[float] | None, fmt: str = "{:.4f}", pct: bool = False) -> str:
+    if not values:
+        return ""
+    unit = "%" if pct else ""
+    mean = fmt.format(statistics.mean(values))
+    if len(values) == 1:
+        return mean + unit
+    return f"{mean} ± {fmt.format(statistics.stdev(values))}{unit}"
+
+
+def statistics_table(summaries: list[MethodSummary]) -> str:
+    """The Markdown table of :func:`summarise_methods`."""
+    best = summaries[0].method
+    rows = []
+    for m in summaries:
+        p = "" if m.p_vs_best is None else f"{m.p_vs_best:.2g}"
+        won = "" if m.won_vs_best is None else f"{m.won_vs_best:.1f}%"
+        rows.append([m.method, str(len(m.runs)), _mean_sd(m.mae), _mean_sd(m.pearson),
+                     _mean_sd(m.vs_lr, "{:+.2f}", True), _mean_sd(m.vs_dgex, "{:+.2f}", True), p, won])
+    return markdown_table(
+        ["method", "runs", "test MAE (mean ± sd over runs)", "Pearson", "vs LR", "vs D-GEX",
+         f"p, Wilcoxon vs {best} (over genes)", f"genes better than {best}"],
+        rows,
+    )
