@@ -3,7 +3,8 @@
     python bench/train_throughput.py [--steps N] [--rounds R] [--models dgex3000 dgex9000 egex] [--quick]
 
 For each model (D-GEX 3,000 x 3 and 9,000 x 3 tanh with all 9,520 targets in one network, the default
-E-GEX) on the default synthetic data (batch 200), in one process:
+E-GEX, TAAF D-GEX 3,000 x 3 in one network, the default ResMLP) on the default synthetic data (batch 200),
+in one process:
 
 - **ours**: the DataModule, LightningModule and ``lightning.Trainer`` that ``src.train`` builds from the
   composed config (logger off, no checkpointing, no validation), timed by a callback over steady-state
@@ -49,9 +50,11 @@ MODELS = {
     "dgex3000": ("D-GEX 3,000 x 3 (one network)", ["model=dgex", "model.widths=[3000,3000,3000]", "model.n_splits=1"]),
     "dgex9000": ("D-GEX 9,000 x 3 (one network)", ["model=dgex", "model.widths=[9000,9000,9000]", "model.n_splits=1"]),
     "egex": ("E-GEX (default)", ["model=egex"]),
+    "taaf3000": ("TAAF D-GEX 3,000 x 3 (one network)", ["model=taaf", "model.widths=[3000,3000,3000]", "model.n_splits=1"]),
+    "resmlp": ("ResMLP (default)", ["model=resmlp"]),
 }
 #: Timed steps per measurement when --steps is not given (about 10-15 s each on a 2-core CPU).
-DEFAULT_STEPS = {"dgex3000": 30, "dgex9000": 6, "egex": 120}
+DEFAULT_STEPS = {"dgex3000": 30, "dgex9000": 6, "egex": 120, "taaf3000": 30, "resmlp": 60}
 DATA_DIR = ROOT / "outputs" / "data"  # where src.train keeps the generated synthetic data
 
 

@@ -14,7 +14,7 @@ from src.models.metrics import GeneMetrics
 from src.models.calibration import Trust
 from src.models.callbacks import RandomStateCheckpoint
 
-LOSSES = ("mse", "sse")
+from src.models.losses import LOSS_FUNCTIONS, LOSSES  # l1, huber, mse, sse
 
 
 class ExpressionModel(L.LightningModule):
@@ -32,8 +32,8 @@ class ExpressionModel(L.LightningModule):
         n_outputs: number of target genes.
         optimizer: a partial optimiser constructor (``_partial_: true`` in the config); not needed for eval.
         scheduler: optional partial LR scheduler constructor, stepped per epoch on ``val/mae``.
-        loss: ``mse`` (mean over genes) or ``sse`` (sum over genes, D-GEX's loss); both are averaged
-            over the batch.
+        loss: ``l1``, ``huber``, ``mse`` (mean over genes) or ``sse`` (sum over genes, D-GEX's loss), see
+            :mod:`src.models.losses`; all are averaged over the batch.
     """
 
     #: True when some parameters get no gradient in some steps (staged training): DDP must then look
@@ -82,9 +82,8 @@ class ExpressionModel(L.LightningModule):
         return batch[0]
 
     def criterion(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Squared error averaged over the batch, and over (``mse``) or summed over (``sse``) genes."""
-        err = (pred - target).square()
-        return err.mean() if self.hparams.loss == "mse" else err.sum(dim=-1).mean()
+        """The loss ``model.loss`` names (:mod:`src.models.losses`), averaged over the batch."""
+        return LOSS_FUNCTIONS[self.hparams.loss](pred, target)
 
     def training_loss(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
         """The loss to minimise and the prediction of the targets it was computed from."""
