@@ -21,12 +21,15 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from src.common.errors import InputError, cli_errors
 from src.common.progress import progress_bar
 from src.data.genes import match_genes
 from src.data.io.matrix import open_matrix
 from src.data.io.writers import MatrixWriter, check_outputs
 from src.data.transforms import check_values
 from src.models.checkpoint import load_model
+from src.utils.config import validate_predict_config
+from src.utils.results import record_failure
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,24 @@ def provenance_of(cfg: DictConfig, model, genes) -> dict[str, str]:
     }
 
 
+def check_orientation(reader, space, cfg: DictConfig) -> None:
+    """A transposed file (genes as rows of an h5ad, samples as columns where rows were expected) has the
+    model's landmark ids among its *sample* ids: say so, with the fix, instead of 'landmarks missing'."""
+    landmarks = set(space.landmark_ids) | {p for ps in (space.landmark_probes or []) for p in ps}
+    landmarks |= {s.upper() for s in space.info.get("landmark_symbols") or []}
+    as_features = sum(str(f) in landmarks or str(f).upper() in landmarks for f in reader.feature_ids)
+    as_samples = sum(str(s) in landmarks or str(s).upper() in landmarks for s in reader.sample_ids)
+    if as_samples > max(10, 2 * as_features):
+        fix = {"table": "pass +reader_options.orientation=features_in_rows (or samples_in_rows)",
+               "h5ad": "transpose it first (anndata: adata.T.write_h5ad(...)): samples must be the rows (obs)"}
+        kind = type(reader).__name__.replace("Reader", "").lower()
+        raise InputError(
+            f"{cfg.input}: {as_samples} of the model's landmarks are among the file's sample ids and {as_features} "
+            f"among its feature ids: the file looks transposed (genes as samples); "
+            f"{fix.get(kind, 'write it with samples as rows and genes as features')}"
+        )
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -60,20 +81,21 @@ def resolve_device(name: str) -> torch.device:
 
 def predict(cfg: DictConfig) -> list[Path]:
     """Write the predictions of ``cfg.ckpt_path`` for ``cfg.input`` to ``cfg.output``; returns the files written."""
+    validate_predict_config(cfg)
     model = load_model(cfg.ckpt_path)
     space = model.preprocessing
     if space is None:
-        raise ValueError(f"{cfg.ckpt_path}: the checkpoint holds no preprocessing (ids and statistics); retrain with src.train")
+        raise InputError(f"{cfg.ckpt_path}: the checkpoint holds no preprocessing (ids and statistics); retrain with src.train")
     if not model.predicts_from_landmarks:
-        raise ValueError(f"{cfg.ckpt_path}: a {type(model).__name__} reconstructs target profiles; it cannot predict from landmarks")
+        raise InputError(f"{cfg.ckpt_path}: a {type(model).__name__} reconstructs target profiles; it cannot predict from landmarks")
     if cfg.missing_landmarks not in ("error", "impute"):
-        raise ValueError(f"missing_landmarks={cfg.missing_landmarks}: expected error or impute")
+        raise InputError(f"missing_landmarks={cfg.missing_landmarks}: expected error or impute")
     if cfg.genes not in ("all", "reliable"):
-        raise ValueError(f"genes={cfg.genes}: expected all or reliable")
+        raise InputError(f"genes={cfg.genes}: expected all or reliable")
     if model.trust is None and (cfg.interval or cfg.genes == "reliable"):
-        raise ValueError(
+        raise InputError(
             f"{cfg.ckpt_path}: the checkpoint holds no calibration, so no intervals or reliability calls; "
-            "train with data.calibration > 0 (the default), or predict with interval=null genes=all"
+            "retrain with data.calibration=0.1 (the default), or predict with interval=null genes=all"
         )
     layers = ["expression", "standardised"] + (["lower", "upper", "standardised_lower", "standardised_upper"] if cfg.interval else [])
     # Before any work: no file written may be the input, none replaces an existing file unless overwrite=true.
@@ -82,14 +104,18 @@ def predict(cfg: DictConfig) -> list[Path]:
                   inputs=[cfg.input], overwrite=cfg.overwrite)
     device = resolve_device(cfg.device)
     model.to(device)
-    reader = open_matrix(cfg.input, cfg.input_format, **(cfg.get("reader_options") or {}))
-    id_type = cfg.id_type
-    if id_type == "auto" and not space.landmark_probes:
-        id_type = "ensembl"  # the model knows its landmarks by gene id only
+    options = dict(cfg.get("reader_options") or {})
+    if cfg.get("id_field"):  # CMap/LINCS GCTX: feature ids from a row-metadata field
+        options["id_field"] = cfg.id_field
+    reader = open_matrix(cfg.input, cfg.input_format, options_key="reader_options", **options)
+    if len(reader.sample_ids) == 0:
+        raise InputError(f"{cfg.input}: the file holds no samples; expected at least one landmark profile to predict from")
+    check_orientation(reader, space, cfg)
     genes = match_genes(
-        reader.feature_ids, [space.landmark_map(cfg.ckpt_path)], id_type, str(cfg.input),
+        reader.feature_ids, [space.landmark_map(cfg.ckpt_path)], cfg.id_type, str(cfg.input),
         allow_missing=cfg.missing_landmarks == "impute",
         hint="to predict from the landmarks present (the others imputed, intervals recalibrated), pass missing_landmarks=impute",
+        candidates=("probe", "ensembl", "symbol") if space.landmark_probes else ("ensembl", "symbol"),
     )
     needed, remap = genes.compact()
     present = None if genes.complete else genes.present
@@ -99,12 +125,12 @@ def predict(cfg: DictConfig) -> list[Path]:
     log2 = space.log2 if cfg.log2 == "auto" else bool(cfg.log2)
     qn = space.quantile_normalized if cfg.quantile_normalize == "auto" else bool(cfg.quantile_normalize)
     if qn and not space.quantile_normalized:
-        raise ValueError(f"quantile_normalize=true: the training data of {cfg.ckpt_path} were not quantile-normalised; use quantile_normalize=auto")
+        raise InputError(f"quantile_normalize=true: the training data of {cfg.ckpt_path} were not quantile-normalised; use quantile_normalize=auto")
     reliability = model.trust.reliability_for(model, space, present) if model.trust is not None else None
     intervals = model.trust.intervals(model, space, 1 - float(cfg.interval), present) if cfg.interval else None
     keep = reliability.reliable if cfg.genes == "reliable" else np.ones(len(space.target_ids), dtype=bool)
     if not keep.any():
-        raise ValueError(f"genes=reliable: none of the {len(keep)} target genes of {cfg.ckpt_path} is reliable for this panel")
+        raise InputError(f"genes=reliable: none of the {len(keep)} target genes of {cfg.ckpt_path} is reliable for this panel")
     annotations = {}
     if space.info.get("target_symbols"):
         annotations["symbol"] = [sym for sym, k in zip(space.info["target_symbols"], keep) if k]
@@ -132,6 +158,7 @@ def predict(cfg: DictConfig) -> list[Path]:
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
+@cli_errors(on_job_failure=record_failure)
 def main(cfg: DictConfig) -> None:
     predict(cfg)
 

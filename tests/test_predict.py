@@ -286,3 +286,38 @@ def test_a_prediction_killed_with_sigkill_leaves_a_temporary_file_the_next_run_r
     adata = anndata.read_h5ad(written)
     assert adata.shape == (len(many), len(space.target_ids)) and list(adata.obs_names) == many
     np.testing.assert_allclose(adata.layers["standardised"][-len(samples):], expected, atol=2e-4)
+
+
+def test_gene_symbols_row_metadata_ids_and_transposed_files(tmp_path, gpl96):
+    """Symbols where Ensembl ids are expected, CMap's id_field, and a transposed file named as such."""
+    from src.data.genes import read_gene_map
+    from tests.conftest import SHARED
+
+    root = tmp_path / "sym"
+    maps = [f"data.source.landmark_map={SHARED}/dgex/map_lm.txt", f"data.source.target_map={SHARED}/dgex/map_tg.txt"]
+    cfg = compose_config("train", root, ["data=geo", f"data.source.path={gpl96}", *maps, "model=lr", "debug=fast",
+                                         "logger=none"], root / "data")
+    train(cfg)
+    ckpt = f"{cfg.paths.output_dir}/checkpoints/best.ckpt"
+    lm = read_gene_map(f"{SHARED}/dgex/map_lm.txt")
+    values, header = read_matrix(gpl96)
+    probes = list(header.feature_ids)
+    index = {p: i for i, p in enumerate(probes)}
+    cols = [index[p[0]] for p in lm.probes]
+    landmarks = values[:, cols]
+    # A biologist's CSV: gene symbols (lower case), samples as rows.
+    csv = tmp_path / "symbols.csv"
+    pd.DataFrame(landmarks, index=list(header.sample_ids), columns=[s.lower() for s in lm.symbols]).to_csv(csv)
+    (by_symbol, *_) = _predict(tmp_path, ckpt, csv, tmp_path / "by_symbol.h5ad", "+reader_options.orientation=samples_in_rows")
+    (by_probe, *_) = _predict(tmp_path, ckpt, gpl96, tmp_path / "by_probe.h5ad")
+    np.testing.assert_allclose(anndata.read_h5ad(by_symbol).X, anndata.read_h5ad(by_probe).X, atol=1e-4)
+    # A CMap GCTX whose row ids are numbers, the symbols in row metadata.
+    gctx = write_gctx(tmp_path / "cmap.gctx", landmarks, list(header.sample_ids), [str(i) for i in range(len(cols))],
+                      feature_meta={"pr_gene_symbol": np.array(lm.symbols)})
+    (by_field, *_) = _predict(tmp_path, ckpt, gctx, tmp_path / "by_field.h5ad", "id_field=pr_gene_symbol")
+    np.testing.assert_allclose(anndata.read_h5ad(by_field).X, anndata.read_h5ad(by_probe).X, atol=1e-4)
+    # Genes as rows of an h5ad: the message says the file looks transposed.
+    transposed = tmp_path / "transposed.h5ad"
+    anndata.AnnData(landmarks.T, obs=pd.DataFrame(index=lm.symbols), var=pd.DataFrame(index=list(header.sample_ids))).write_h5ad(transposed)
+    with pytest.raises(ValueError, match=r"transposed.h5ad: 943 of the model's landmarks are among the file's sample ids.*transposed"):
+        _predict(tmp_path, ckpt, transposed, tmp_path / "t.h5ad")

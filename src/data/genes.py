@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from src.common.errors import InputError
+
 
 @dataclass(frozen=True)
 class GeneMap:
@@ -49,14 +51,14 @@ def read_gene_map(path: str | Path) -> GeneMap:
         fields = line.rstrip("\n").split("\t")
         gene_probes = [p.strip() for p in fields[2].split(",")] if len(fields) >= 3 else []
         if len(fields) < 3 or not all(gene_probes):
-            raise ValueError(
+            raise InputError(
                 f"{path}, line {number}: expected 'symbol<TAB>Ensembl id<TAB>probe[,probe...]', got {line[:80]!r}"
             )
         symbols.append(fields[0].strip())
         ensembl.append(fields[1].strip())
         probes.append(gene_probes)
     if not symbols:
-        raise ValueError(f"{path}: the gene map is empty")
+        raise InputError(f"{path}: the gene map is empty")
     return GeneMap(path, symbols, ensembl, probes)
 
 
@@ -66,7 +68,7 @@ def strip_version(ensembl_id: str) -> str:
 
 
 _VERSION = re.compile(r"\.\d+(?=$|_)")
-ID_TYPES = ("auto", "probe", "ensembl")
+ID_TYPES = ("auto", "probe", "ensembl", "symbol")
 
 
 @dataclass(frozen=True)
@@ -140,14 +142,27 @@ class GeneColumns:
         return out
 
 
-_WHAT = {"probe": "probes", "ensembl": "Ensembl gene ids"}
+_WHAT = {"probe": "probes", "ensembl": "Ensembl gene ids", "symbol": "gene symbols"}
 
 
 def _wanted(gene_map: GeneMap, id_type: str) -> list[list[str]]:
-    """Each gene's ids to look for: its probes, or its Ensembl id without the version suffix."""
+    """Each gene's ids to look for: its probes, its Ensembl id without the version suffix, or its
+    (HGNC) symbol in upper case."""
     if id_type == "probe":
         return gene_map.probes
+    if id_type == "symbol":
+        return [[s.upper()] for s in gene_map.symbols]
     return [[strip_version(e)] for e in gene_map.ensembl_ids]
+
+
+def _keys(feature_ids: list[str], id_type: str) -> list[str]:
+    """A file's feature ids as the keys of ``id_type`` (probes as they are, Ensembl ids without their
+    version, symbols in upper case: HGNC symbols are upper case, files sometimes are not)."""
+    if id_type == "probe":
+        return feature_ids
+    if id_type == "symbol":
+        return [f.upper() for f in feature_ids]
+    return [strip_version(f) for f in feature_ids]
 
 
 def _found(wanted: list[list[str]], keys: set[str] | dict[str, int]) -> list[bool]:
@@ -163,13 +178,16 @@ def match_genes(
     *,
     allow_missing: bool = False,
     hint: str = "",
+    candidates: Sequence[str] = ID_TYPES[1:],
 ) -> GeneColumns:
     """Locate the genes of ``gene_maps`` (in order, one map after the other) among a file's feature ids.
 
     ``id_type`` says what the file's ids are: ``probe`` (each gene averages its map probes),
-    ``ensembl`` (gene ids, matched without their version suffix) or ``auto`` (the id type that finds
-    more genes of the maps: genes with all their probes in the file, or genes whose Ensembl id is
-    there; a tie goes to probes).
+    ``ensembl`` (gene ids, matched without their version suffix), ``symbol`` (HGNC gene symbols, the
+    maps' first column, matched case-insensitively) or ``auto`` (the id type that finds the most genes
+    of the maps: genes with all their probes in the file, or whose Ensembl id or symbol is there; ties
+    go to probes, then Ensembl ids; ``candidates`` limits the types tried, e.g. no probes for genes
+    known by gene id only).
 
     By default every gene must be found; the error names the missing ids, says how many genes of the
     map were found, and ends with ``hint`` (e.g. how the caller can run on an incomplete panel).
@@ -179,16 +197,15 @@ def match_genes(
     an error either way, as is an id the file holds more than once.
     """
     if id_type not in ID_TYPES:
-        raise ValueError(f"unknown id type {id_type!r}; expected one of {', '.join(ID_TYPES)}")
+        raise InputError(f"unknown id type {id_type!r}; expected one of {', '.join(ID_TYPES)}")
     probe_keys = [str(f) for f in feature_ids]
     auto = id_type == "auto"
     if auto:
-        probes, ensembl = set(probe_keys), {strip_version(f) for f in probe_keys}
-        n_probe = sum(sum(_found(_wanted(m, "probe"), probes)) for m in gene_maps)
-        n_ensembl = sum(sum(_found(_wanted(m, "ensembl"), ensembl)) for m in gene_maps)
-        id_type = "probe" if n_probe >= n_ensembl else "ensembl"
-        neither = n_probe == n_ensembl == 0
-    keys = probe_keys if id_type == "probe" else [strip_version(f) for f in probe_keys]
+        counts = {kind: sum(sum(_found(_wanted(m, kind), set(_keys(probe_keys, kind)))) for m in gene_maps)
+                  for kind in candidates}
+        id_type = max(candidates, key=lambda kind: (counts[kind], -ID_TYPES.index(kind)))
+        neither = not any(counts.values())
+    keys = _keys(probe_keys, id_type)
     position: dict[str, int] = {}
     repeated = set()
     for i, key in enumerate(keys):
@@ -200,29 +217,30 @@ def match_genes(
     columns, starts, present = [], [], []
     for gene_map in gene_maps:
         wanted = _wanted(gene_map, id_type)
-        originals = gene_map.probes if id_type == "probe" else [[e] for e in gene_map.ensembl_ids]
+        originals = {"probe": gene_map.probes, "symbol": [[e] for e in gene_map.symbols]}.get(
+            id_type, [[e] for e in gene_map.ensembl_ids])
         missing = [o for ws, os in zip(wanted, originals) for w, o in zip(ws, os) if w not in position]
         ambiguous = [o for ws, os in zip(wanted, originals) for w, o in zip(ws, os) if w in repeated]
         complete = _found(wanted, position)
         n_found = sum(complete)
         tried = (
-            "neither the probes nor the Ensembl gene ids of the maps match any feature id "
+            "neither the probes, the Ensembl gene ids nor the symbols of the maps match any feature id "
             f"(first feature ids: {', '.join(probe_keys[:3]) or 'none'})"
             if auto and neither else f"looked for {what} (id_type={id_type})"
         )
         if allow_missing and missing and not any(any(w in position for w in ws) for ws in wanted):
-            raise ValueError(
+            raise InputError(
                 f"{where}: none of the {len(gene_map)} genes of {gene_map.path} is in the file; {tried}"
             )
         if missing and not allow_missing:
             detail = f"{tried}; " if n_found == 0 else ""
-            raise ValueError(
+            raise InputError(
                 f"{where}: {len(missing)} {what} of {gene_map.path} are missing "
                 f"(first: {', '.join(missing[:5])}); {n_found} of {len(gene_map)} genes of the map were found; "
                 f"{detail}expected every gene of the map in the file{suffix}"
             )
         if ambiguous:
-            raise ValueError(
+            raise InputError(
                 f"{where}: {len(ambiguous)} {what} of {gene_map.path} occur more than once "
                 f"(first: {', '.join(ambiguous[:5])}); expected one column per id"
             )
@@ -251,7 +269,7 @@ def read_panel(path: str | Path) -> list[str]:
         if first:
             ids.setdefault(first, None)
     if not ids:
-        raise ValueError(f"{path}: the panel file holds no ids (expected one gene or probe id per line; '#' starts a comment)")
+        raise InputError(f"{path}: the panel file holds no ids (expected one gene or probe id per line; '#' starts a comment)")
     return list(ids)
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from src.common.errors import InputError
 from src.common.progress import progress_bar
 from src.data.genes import GeneColumns, GeneMap
 from src.data.impute import LandmarkImputer
@@ -110,7 +111,8 @@ class Preprocessing:
         locate them among a new file's features."""
         probes = self.landmark_probes or [[g] for g in self.landmark_ids]
         ids = list(self.landmark_ids)
-        return GeneMap(Path(where), ids, ids, [list(p) for p in probes])
+        symbols = list(self.info.get("landmark_symbols") or ids)
+        return GeneMap(Path(where), symbols, ids, [list(p) for p in probes])
 
     # ----------------------------------------------------------------- the transforms
     def transform_landmarks(
@@ -137,7 +139,7 @@ class Preprocessing:
         log2 = self.log2 if log2 is None else log2
         quantile_normalize = self.quantile_normalized if quantile_normalize is None else quantile_normalize
         if quantile_normalize and self.landmark_reference is None:
-            raise ValueError("quantile_normalize=true, but the model's training data were not quantile-normalised")
+            raise InputError("quantile_normalize=true, but the model's training data were not quantile-normalised")
         if present is None and genes is not None:
             present = genes.present
         values = log2p1(raw) if log2 else np.asarray(raw, dtype=np.float32)
@@ -155,7 +157,7 @@ class Preprocessing:
         standardised = np.zeros(values.shape, dtype=np.float32)
         standardised[:, present] = (measured - scaler.mean[present]) / (scaler.std[present] + scaler.eps)
         if self.imputer is None:
-            raise ValueError("this checkpoint holds no landmark covariance to impute missing landmarks; retrain it")
+            raise InputError("this checkpoint holds no landmark covariance to impute missing landmarks; retrain it")
         return self.imputer.impute(standardised, present)
 
     def transform_targets(self, targets: np.ndarray, log2: bool | None = None) -> np.ndarray:

@@ -143,7 +143,7 @@ def test_auto_detection_counts_genes_and_ties_go_to_probes(tmp_path):
     assert genes.missing(gene_map.symbols) == ["A", "C"]
     np.testing.assert_array_equal(genes.apply([[1.0, 2.0]]), [[np.nan, 1.0, np.nan]])
     # Nothing found at all: the error says neither id type matched.
-    with pytest.raises(ValueError, match=r"x.txt: 4 probes .* 0 of 3 genes .*neither the probes nor the Ensembl"):
+    with pytest.raises(ValueError, match=r"x.txt: 4 probes .* 0 of 3 genes .*neither the probes, the Ensembl"):
         match_genes(["q1", "q2"], [gene_map], where="x.txt")
     with pytest.raises(ValueError, match=r"x.txt: none of the 3 genes of .*map.txt is in the file; neither"):
         match_genes(["q1", "q2"], [gene_map], where="x.txt", allow_missing=True)
@@ -188,3 +188,11 @@ def test_read_panel(tmp_path):
     (tmp_path / "empty.txt").write_text("# only a comment\n\n")
     with pytest.raises(ValueError, match=r"empty.txt: the panel file holds no ids"):
         read_panel(tmp_path / "empty.txt")
+
+
+def test_gene_symbols_are_accepted_wherever_ensembl_ids_are(tmp_path):
+    gene_map = _toy_map(tmp_path)
+    genes = match_genes(["a", "b", "C", "other"], [gene_map])  # symbols, any case: the most genes found
+    assert genes.id_type == "symbol" and genes.complete
+    with pytest.raises(ValueError, match=r"1 gene symbols of .*map.txt are missing \(first: C\)"):
+        match_genes(["A", "B"], [gene_map], id_type="symbol")

@@ -164,10 +164,19 @@ def iter_blocks(
 class GCTXReader:
     """A GCTX file as a :class:`~src.data.io.base.MatrixReader` (ids read once, values in blocks)."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, id_field: str | None = None):
+        """``id_field``: take the feature ids from this row-metadata field (``/0/META/ROW/<field>``, e.g.
+        CMap's ``pr_gene_symbol`` or ``pr_gene_id``) instead of ``/0/META/ROW/id``."""
         self.path = Path(path)
         self.header = read_header(self.path)
         self.sample_ids, self.feature_ids = self.header.sample_ids, self.header.feature_ids
+        if id_field:
+            meta = read_meta(self.path, "feature")
+            if id_field not in meta:
+                raise GCTXError(f"{self.path}: id_field={id_field}: no such row metadata field; "
+                                f"the file has: {', '.join(sorted(meta)) or 'none'}")
+            self.feature_ids = np.array([str(v.decode() if isinstance(v, bytes) else v) for v in meta[id_field]])
+            check_unique(list(self.feature_ids), f"{id_field}", self.path)
 
     def blocks(self, columns: np.ndarray | None = None, block_size: int = 4096) -> Iterator[tuple[slice, np.ndarray]]:
         for rows, block in iter_blocks(self.path, columns, block_size):
