@@ -87,7 +87,7 @@ def _mean_sd(values: list[float] | None, fmt: str = "{:.4f}", pct: bool = False)
     mean = fmt.format(statistics.mean(values))
     if len(values) == 1:
         return mean + unit
-    return f"{mean} ± {fmt.format(statistics.stdev(values))}{unit}"
+    return f"{mean} ± {fmt.replace('+', '').format(statistics.stdev(values))}{unit}"
 
 
 def statistics_table(summaries: list[MethodSummary]) -> str:
@@ -95,7 +95,7 @@ def statistics_table(summaries: list[MethodSummary]) -> str:
     best = summaries[0].method
     rows = []
     for m in summaries:
-        p = "" if m.p_vs_best is None else f"{m.p_vs_best:.2g}"
+        p = "" if m.p_vs_best is None else (f"{m.p_vs_best:.2g}" if m.p_vs_best > 1e-300 else "< 1e-300")
         won = "" if m.won_vs_best is None else f"{m.won_vs_best:.1f}%"
         rows.append([m.method, str(len(m.runs)), _mean_sd(m.mae), _mean_sd(m.pearson),
                      _mean_sd(m.vs_lr, "{:+.2f}", True), _mean_sd(m.vs_dgex, "{:+.2f}", True), p, won])
