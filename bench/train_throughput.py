@@ -52,9 +52,12 @@ MODELS = {
     "egex": ("E-GEX (default)", ["model=egex"]),
     "taaf3000": ("TAAF D-GEX 3,000 x 3 (one network)", ["model=taaf", "model.widths=[3000,3000,3000]", "model.n_splits=1"]),
     "resmlp": ("ResMLP (default)", ["model=resmlp"]),
+    # GGAN trains two networks per step; the plain loop (and the parameter count) is its generator alone, on MSE.
+    "ggan": ("GGAN (default; plain: the generator alone)", ["model=ggan", "+model.loss=mse"]),
+    "ncnn": ("NCNN (default, the data's graph)", ["model=ncnn"]),
 }
 #: Timed steps per measurement when --steps is not given (about 10-15 s each on a 2-core CPU).
-DEFAULT_STEPS = {"dgex3000": 30, "dgex9000": 6, "egex": 120, "taaf3000": 30, "resmlp": 60}
+DEFAULT_STEPS = {"dgex3000": 30, "dgex9000": 6, "egex": 120, "taaf3000": 30, "resmlp": 60, "ggan": 60, "ncnn": 30}
 DATA_DIR = ROOT / "outputs" / "data"  # where src.train keeps the generated synthetic data
 
 

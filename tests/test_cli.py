@@ -1,6 +1,7 @@
 """The command lines a user types, run as subprocesses (DDP re-launches need a real command line)."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -34,6 +35,19 @@ def test_two_cpu_processes_with_ddp(tmp_path, data_dir):
     metrics = json.loads(files[0].read_text())["metrics"]
     assert {"val/mae", "val/pearson", "test/mae", "test/pearson", "test/deployed_mae", "test/interval_coverage"} <= set(metrics)
     assert (runs[0] / "train_ddp_process_1.log").exists()
+
+
+def test_ggan_two_optimisers_train_with_two_cpu_processes(tmp_path, data_dir):
+    """Manual optimisation (generator and discriminator) under DDP: one run folder, finite metrics."""
+    run("-m", "src.train", "model=ggan", "trainer=ddp_sim", "debug=fast", "logger=csv",
+        f"paths.output_root={tmp_path}", f"paths.data_dir={data_dir}")
+    (folder,) = list((tmp_path / "train").iterdir())  # rank 1 joined rank 0's run folder
+    assert metrics_files(tmp_path) == [folder / "metrics.json"] and (folder / "train_ddp_process_1.log").exists()
+    saved = json.loads((folder / "metrics.json").read_text())
+    metrics = saved["metrics"]
+    assert saved["model"] == "GGAN" and {"val/mae", "test/mae", "test/pearson", "test/interval_coverage"} <= set(metrics)
+    assert all(math.isfinite(v) for v in metrics.values())
+    assert metrics["test/mae"] < 0.7  # predicting the mean scores about 0.8 on the standardised scale
 
 
 def test_devices_2_on_a_cpu_machine_trains_with_two_processes(tmp_path, data_dir):

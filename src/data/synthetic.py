@@ -13,6 +13,10 @@ Values sit on a log2-expression-like scale (gene means 5-10, spreads 0.2-1.5).
 The noise floor, the D-GEX MAE (standardised scale, averaged over genes) of the true function, is
 ``mean_g sqrt(2/pi) * r_g / sqrt(1 + r_g^2)`` with ``r_g`` the target noise ratio; it is stored in the
 file's root attribute ``noise_floor_mae``.
+
+The true interaction graph of the landmarks (two landmarks are neighbours when their strongest
+nonlinear programme is the same, see :func:`landmark_graph`) is written next to the GCTX file as
+``synthetic_<hash>_graph.tsv`` (the format of :mod:`src.data.graph`), for models that read it (NCNN).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from src.data.graph import write_graph
 from src.data.io.gctx import write_gctx
 
 log = logging.getLogger(__name__)
@@ -111,7 +116,7 @@ def generate(spec: SyntheticSpec, with_signal: bool = False) -> dict:
             signals.append(genes.mean + genes.spread * signal)
     matrix = np.concatenate(blocks, axis=1)
 
-    landmark_ids = [f"LM{i:04d}" for i in range(1, spec.n_landmarks + 1)]
+    landmark_ids = synthetic_landmark_ids(spec.n_landmarks)
     target_ids = [f"TG{i:05d}" for i in range(1, spec.n_targets + 1)]
     out = {
         "matrix": matrix,
@@ -131,6 +136,42 @@ def generate(spec: SyntheticSpec, with_signal: bool = False) -> dict:
     if with_signal:
         out["signal"] = np.concatenate(signals, axis=1)
     return out
+
+
+def synthetic_landmark_ids(n: int) -> list[str]:
+    """The ids of the synthetic data's ``n`` landmark genes: ``LM0001``, ``LM0002``, ..."""
+    return [f"LM{i:04d}" for i in range(1, n + 1)]
+
+
+def landmark_graph(spec: SyntheticSpec) -> list[tuple[str, str]]:
+    """The true interaction graph of the landmarks of ``spec``, as pairs of landmark ids.
+
+    Two landmarks are neighbours when they share their strongest nonlinear programme: the programme with
+    the largest absolute loading in their column of ``_Genes.nonlinear``. Every programme's landmarks thus
+    form a clique (about ``n_landmarks / n_programs`` genes each). The landmark genes' parameters are the
+    first draws of :func:`generate`'s stream, redrawn here from ``spec.seed``: the graph depends neither on
+    the samples nor on the targets, and deriving it changes no generated value nor the stream of values.
+    """
+    landmarks = _Genes(np.random.default_rng(spec.seed), spec.n_landmarks, spec, spec.landmark_noise)
+    strongest = np.abs(landmarks.nonlinear).argmax(axis=0)
+    ids = synthetic_landmark_ids(spec.n_landmarks)
+    pairs = []
+    for programme in np.unique(strongest):
+        members = np.flatnonzero(strongest == programme)
+        pairs += [(ids[a], ids[b]) for i, a in enumerate(members) for b in members[i + 1 :]]
+    return pairs
+
+
+def ensure_synthetic_graph(spec: SyntheticSpec, directory: str | Path) -> Path:
+    """Path of the landmark graph file of ``spec`` (``synthetic_<hash>_graph.tsv``, next to its GCTX file),
+    writing it first (atomically) if it is not there."""
+    path = Path(directory) / f"synthetic_{spec.key()}_graph.tsv"
+    if path.exists():
+        return path
+    return write_graph(path, landmark_graph(spec), comment=(
+        "The true landmark graph of gexinfer's synthetic data: two landmarks are neighbours when they share\n"
+        f"their strongest nonlinear programme. Spec: {json.dumps(asdict(spec), sort_keys=True)}"
+    ))
 
 
 def ensure_synthetic_gctx(spec: SyntheticSpec, directory: str | Path) -> Path:

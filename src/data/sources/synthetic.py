@@ -9,14 +9,16 @@ from pathlib import Path
 from src.data.io.gctx import read_header, read_meta
 from src.data.sources.base import ExpressionData
 from src.data.sources.gctx import GCTXSource
-from src.data.synthetic import SyntheticSpec, ensure_synthetic_gctx
+from src.data.synthetic import SyntheticSpec, ensure_synthetic_gctx, ensure_synthetic_graph
 
 
 class SyntheticSource:
     """Synthetic profiles (see :mod:`src.data.synthetic`) cached as ``directory/synthetic_<hash>.gctx``.
 
     ``max_samples``/``max_targets`` generate a smaller file rather than reading part of a large one.
-    The data carries its known noise floor in ``info["noise_floor_mae"]``.
+    The data carries its known noise floor in ``info["noise_floor_mae"]`` and the path of the true landmark
+    graph (``directory/synthetic_<hash>_graph.tsv``, see :func:`~src.data.synthetic.landmark_graph`) in
+    ``info["landmark_graph"]``.
     """
 
     def __init__(self, directory: str | Path, **spec):
@@ -32,7 +34,9 @@ class SyntheticSource:
         )
 
     def prepare(self, max_samples: int | None = None, max_targets: int | None = None) -> None:
-        ensure_synthetic_gctx(self._spec(max_samples, max_targets), self.directory)
+        spec = self._spec(max_samples, max_targets)
+        ensure_synthetic_gctx(spec, self.directory)
+        ensure_synthetic_graph(spec, self.directory)
 
     def load(self, max_samples: int | None = None, max_targets: int | None = None) -> ExpressionData:
         path = ensure_synthetic_gctx(self._spec(max_samples, max_targets), self.directory)
@@ -40,4 +44,5 @@ class SyntheticSource:
         ids = header.feature_ids
         data = GCTXSource(path, ids[roles == "landmark"], ids[roles == "target"]).load()
         data.info["noise_floor_mae"] = float(header.attrs["noise_floor_mae"])
+        data.info["landmark_graph"] = str(ensure_synthetic_graph(self._spec(max_samples, max_targets), self.directory))
         return data
