@@ -36,7 +36,7 @@ def test_each_model_trains_and_beats_the_mean_predictor(train_config, model):
     assert saved["noise_floor_mae"] > 0
     assert load_model(f"{out}/checkpoints/best.ckpt").preprocessing.target_ids[0] == "TG00001"
     lines = open(f"{out}/per_gene_test.tsv").read().splitlines()
-    assert lines[0] == ("gene\tmae\tpearson" if model == "autoencoder" else "gene\tmae\tpearson\treliable")
+    assert lines[0] == ("gene\tmae\tpearson\tscored" if model == "autoencoder" else "gene\tmae\tpearson\treliable\tscored")
     assert len(lines) == 1 + 300
     per_gene_mean = sum(float(line.split("\t")[1]) for line in lines[1:]) / 300
     assert per_gene_mean == pytest.approx(metrics["test/mae"], rel=1e-3)
@@ -135,3 +135,21 @@ def test_constant_target_genes_are_left_out_of_every_average_and_named(train_con
     others = [float(r[1]) for r in rows if r[0] != "T2"]
     assert metrics["test/mae"] == pytest.approx(sum(others) / 3, rel=1e-4)
     assert all(v is not None and v == v for v in saved["metrics"].values())  # nothing averages a NaN
+
+
+def test_k_fold_cross_validation_tests_every_sample_once_and_reports_mean_and_sd(tmp_path, data_dir):
+    from src.reporting.report import write_report
+    from src.reporting.run_folder import RunFolder
+    from tests.conftest import compose_config
+
+    tested = []
+    for fold in range(3):
+        cfg = compose_config("train", tmp_path / f"fold{fold}", ["model=lr", "debug=fast", "logger=none",
+                                                                  "data.folds=3", f"data.fold={fold}"], data_dir)
+        train(cfg)
+        splits = RunFolder(cfg.paths.output_dir).read_splits()
+        assert set(splits["test"]).isdisjoint(splits["train"] + splits["val"] + splits["calibration"])
+        tested += splits["test"]
+    assert len(tested) == len(set(tested)) == 3000  # every sample tested exactly once
+    report = write_report([tmp_path], tmp_path / "report").read_text()
+    assert "mean ± sd over their runs" in report and "| lr | 3 |" in report

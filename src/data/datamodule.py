@@ -8,8 +8,9 @@ import lightning as L
 import numpy as np
 import torch
 
+from src.common.errors import InputError
 from src.data.batches import IndexBatchSampler, TensorBatches, index_loader
-from src.data.transforms import permute_rows_, split_indices
+from src.data.transforms import fold_indices, permute_rows_, split_indices
 from src.data.preprocessing import Preprocessing
 from src.data.sources.base import ExpressionSource
 
@@ -22,14 +23,14 @@ MIN_CALIBRATION = 10  # split conformal at 90% needs at least 9 samples for a fi
 def calibration_size(n: int, n_train: int, calibration: float) -> int:
     """How many of the ``n_train`` training-part samples (of ``n``) the calibration split takes."""
     if calibration < 0:
-        raise ValueError(f"data.calibration={calibration}: expected a fraction in [0, 1) or a sample count >= 0")
+        raise InputError(f"data.calibration={calibration}: expected a fraction in [0, 1) or a sample count >= 0")
     if calibration == 0:
         return 0
     size = int(round(calibration * n)) if calibration < 1 else int(calibration)
     if n_train >= 4 * MIN_CALIBRATION:
         size = max(size, MIN_CALIBRATION)
     if size >= n_train:
-        raise ValueError(f"data.calibration={calibration}: {size} calibration samples leave no training samples of {n_train}")
+        raise InputError(f"data.calibration={calibration}: {size} calibration samples leave no training samples of {n_train}")
     return size
 
 
@@ -58,6 +59,9 @@ class ExpressionDataModule(L.LightningDataModule):
         calibration: samples carved from the training part for calibration: a fraction of all samples
             (< 1) or a count; at least :data:`MIN_CALIBRATION` when the training part has four times
             as many; 0 for none (then no intervals).
+        folds, fold: k-fold cross-validation: with ``folds=K``, fold ``fold`` (0..K-1) of a seeded
+            permutation is the test set and the rest is split into train and val as ``split`` says
+            (then the calibration split is carved from train as usual).
 
     Evaluation splits carry two inputs: the D-GEX protocol's (landmarks rank-mapped together with the
     targets, as the GEO file was normalised) and the deployed path's (landmarks alone, exactly as
@@ -75,6 +79,8 @@ class ExpressionDataModule(L.LightningDataModule):
         max_targets: int | None = None,
         quantile_normalize: bool = False,
         calibration: float = 0.0,
+        folds: int | None = None,
+        fold: int = 0,
     ):
         super().__init__()
         self.source = source
@@ -86,6 +92,7 @@ class ExpressionDataModule(L.LightningDataModule):
         self.max_targets = max_targets
         self.quantile_normalize = quantile_normalize
         self.calibration = calibration
+        self.folds, self.fold = folds, fold
         self.raw_landmarks: dict[str, np.ndarray] = {}  # held-out splits before preprocessing (quantile-normalised data)
         self.preprocessing: Preprocessing | None = None
         self.splits: dict[str, TensorBatches] = {}
@@ -103,7 +110,12 @@ class ExpressionDataModule(L.LightningDataModule):
         if self.splits:
             return
         data = self.source.load(self.max_samples, self.max_targets)
-        parts = dict(zip(SPLITS[:2] + SPLITS[3:], split_indices(len(data.sample_ids), self.split, self.split_seed)))
+        n = len(data.sample_ids)
+        if self.folds:
+            indices = fold_indices(n, self.folds, self.fold, self.split, self.split_seed)
+        else:
+            indices = split_indices(n, self.split, self.split_seed)
+        parts = dict(zip(SPLITS[:2] + SPLITS[3:], indices))
         n_cal = calibration_size(len(data.sample_ids), len(parts["train"]), self.calibration)
         parts["train"], parts["calibration"] = parts["train"][: len(parts["train"]) - n_cal], parts["train"][len(parts["train"]) - n_cal :]
         parts = {name: parts[name] for name in SPLITS}

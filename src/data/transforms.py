@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from src.common.errors import InputError
+
 BLOCK = 2048  # samples per block: a few tens of MB at 10^4 genes
 
 
@@ -41,9 +43,11 @@ def check_values(
     first_row: int = 0,
     nonnegative: bool = False,
     what: str = "",
+    log2_key: str = "log2",
 ) -> None:
-    """The one check of input values: raise ``ValueError`` naming the file, the sample and the feature
-    of the first non-finite (or, with ``nonnegative``, negative) value of a block.
+    """The one check of input values: raise an :class:`~src.common.errors.InputError` naming the file, the
+    sample and the feature of the first non-finite (or, with ``nonnegative``, negative) value of a block;
+    ``log2_key`` is the setting that asked for ``log2(x + 1)``, named in the fix.
 
     ``block`` holds rows ``first_row...`` of ``sample_ids`` and one column per entry of ``feature_ids``.
     Values are checked where they enter (reading a file block by block), never again later.
@@ -53,10 +57,10 @@ def check_values(
         return
     problem, count, r, c = found
     if problem == "negative":
-        hint = "expected linear-scale values >= 0 with log2=true"
+        hint = f"expected linear-scale values >= 0 with {log2_key}=true (for log-scale data, pass {log2_key}=false)"
     else:
         problem, hint = "non-finite (NaN or infinite)", "expected finite values: missing values are not imputed; remove or fill them first"
-    raise ValueError(
+    raise InputError(
         f"{where}: {count} {problem} {what + ' ' if what else ''}values among samples {first_row}-{first_row + len(block) - 1}, "
         f"first in sample {sample_ids[first_row + r]} feature {feature_ids[c]} ({block[r, c]}); {hint}"
     )
@@ -65,6 +69,11 @@ def check_values(
 def log2p1(values: np.ndarray) -> np.ndarray:
     """``log2(x + 1)`` in float32: linear-scale expression (MAS5, RPKM) onto a log scale."""
     return np.log2(values + 1.0, dtype=np.float32)
+
+
+def _listed(values) -> str:
+    """Numbers as a command-line list: ``[0.8,0.1,0.1]``."""
+    return "[" + ",".join(f"{v:g}" for v in np.asarray(values, dtype=float).ravel()) + "]"
 
 
 def split_sizes(n: int, split: Sequence[float]) -> tuple[int, int, int]:
@@ -79,12 +88,12 @@ def split_sizes(n: int, split: Sequence[float]) -> tuple[int, int, int]:
     """
     split = np.asarray(split, dtype=float)
     if split.shape != (3,) or (split < 0).any() or split.sum() <= 0:
-        raise ValueError(f"split must be three non-negative fractions or counts, got {split.tolist()}")
+        raise InputError(f"data.split={_listed(split)}: expected three non-negative fractions or counts, e.g. data.split=[0.8,0.1,0.1]")
     counts = (split > 1).any()
     if not counts and not np.isclose(split.sum(), 1.0):
-        raise ValueError(f"split fractions must sum to 1, got {split.tolist()} (or give three sample counts)")
+        raise InputError(f"data.split={_listed(split)}: fractions must sum to 1 (or give three sample counts), e.g. data.split=[0.8,0.1,0.1]")
     if n < 3:
-        raise ValueError(f"cannot split {n} samples into train, val and test; need at least 3")
+        raise InputError(f"cannot split {n} samples into train, val and test; need at least 3")
     if counts and n >= split.sum():
         n_train, n_val = int(split[0]), int(split[1])
         return n_train, n_val, n - n_train - n_val
@@ -93,7 +102,7 @@ def split_sizes(n: int, split: Sequence[float]) -> tuple[int, int, int]:
     n_test = max(1, int(round(fractions[2] * n)))
     n_train = n - n_val - n_test
     if n_train < 1:
-        raise ValueError(f"split {split.tolist()} leaves no training samples out of {n}")
+        raise InputError(f"data.split={_listed(split)} leaves no training samples out of {n}; e.g. data.split=[0.8,0.1,0.1]")
     return n_train, n_val, n_test
 
 
@@ -102,6 +111,28 @@ def split_indices(n: int, split: Sequence[float], seed: int) -> tuple[np.ndarray
     n_train, n_val, _ = split_sizes(n, split)
     order = np.random.default_rng(seed).permutation(n)
     return order[:n_train], order[n_train : n_train + n_val], order[n_train + n_val :]
+
+
+def fold_indices(n: int, folds: int, fold: int, split: Sequence[float], seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """k-fold cross-validation: fold ``fold`` of ``folds`` (contiguous parts of a seeded permutation of
+    ``range(n)``, sizes differing by at most one) is the test set; the other samples are split into
+    train and val in the proportions of ``split``'s first two entries. Returns train, val, test indices.
+
+    Every sample is a test sample in exactly one fold (the same permutation for every ``fold``).
+    """
+    if not (isinstance(folds, int) and folds >= 2):
+        raise ValueError(f"data.folds={folds}: expected an integer >= 2 (or null for one train/val/test split)")
+    if not (isinstance(fold, int) and 0 <= fold < folds):
+        raise ValueError(f"data.fold={fold}: expected an integer from 0 to {folds - 1} (data.folds={folds})")
+    if n < 2 * folds:
+        raise ValueError(f"cannot make {folds} folds of {n} samples; need at least {2 * folds}")
+    order = np.random.default_rng(seed).permutation(n)
+    parts = np.array_split(order, folds)
+    test = parts[fold]
+    rest = np.concatenate([p for i, p in enumerate(parts) if i != fold])
+    train_share = float(split[0]) / (float(split[0]) + float(split[1]))
+    n_val = max(1, int(round((1 - train_share) * len(rest))))
+    return rest[: len(rest) - n_val], rest[len(rest) - n_val :], test
 
 
 def permute_rows_(matrix: np.ndarray, order: np.ndarray) -> np.ndarray:
