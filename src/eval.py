@@ -15,13 +15,15 @@ import lightning as L
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from src.common.errors import InputError, cli_errors
 from src.data.genes import read_panel
 from src.models.calibration import interval_metrics, predict_standardised
 from src.models.checkpoint import load_model
 from src.models.trust import per_gene_pearson
 from src.utils.instantiate import instantiate_all
 from src.utils.loggers import closing
-from src.utils.results import save_results, scalar_metrics, show_results
+from src.utils.config import validate_eval_config
+from src.utils.results import record_failure, save_results, scalar_metrics, show_results
 
 
 def check_same_genes(model_space, data_space, what: str) -> None:
@@ -30,7 +32,7 @@ def check_same_genes(model_space, data_space, what: str) -> None:
         ours, theirs = list(getattr(model_space, kind)), list(getattr(data_space, kind))
         if ours != theirs:
             missing = [g for g in ours if g not in set(theirs)]
-            raise ValueError(
+            raise InputError(
                 f"{what}: the data's {kind.split('_')[0]} genes differ from the model's "
                 f"({len(theirs)} vs {len(ours)} genes, {len(missing)} of the model's missing, e.g. {missing[:3]})"
             )
@@ -43,7 +45,8 @@ def data_config(cfg: DictConfig, model) -> DictConfig:
     if given is not None and "_target_" in given:
         return given
     if not model.data_config:
-        raise ValueError(f"{cfg.ckpt_path}: the checkpoint holds no data config; pass data=... to choose the data")
+        raise InputError(f"{cfg.ckpt_path}: the checkpoint holds no data config; choose the data, e.g. data=synthetic "
+                         "or data=matrix data.source.path=FILE data.source.landmark_map=... data.source.target_map=...")
     return OmegaConf.merge(OmegaConf.create(model.data_config), given or {})
 
 
@@ -53,7 +56,7 @@ def check_sizes(model, data_cfg: DictConfig, what: str) -> None:
     trained = (model.data_config or {}).get("max_targets")
     asked = data_cfg.get("max_targets")
     if trained and asked != trained:
-        raise ValueError(
+        raise InputError(
             f"{what}: the model was trained on the first {trained} target genes (data.max_targets={trained}, "
             f"e.g. by debug=fast), but the data to evaluate keep {asked or 'all of them'}; "
             f"pass data.max_targets={trained} (or debug=fast), or evaluate a model trained on all targets"
@@ -67,7 +70,7 @@ def panel_mask(model, path: str) -> np.ndarray:
     probes = space.landmark_probes or [[] for _ in space.landmark_ids]
     present = np.array([g in listed or any(p in listed for p in ps) for g, ps in zip(space.landmark_ids, probes)])
     if not present.any():
-        raise ValueError(f"landmark_panel={path}: none of its {len(listed)} ids is one of the model's {len(present)} landmarks "
+        raise InputError(f"landmark_panel={path}: none of its {len(listed)} ids is one of the model's {len(present)} landmarks "
                          f"(e.g. {', '.join(space.landmark_ids[:3])})")
     return present
 
@@ -98,6 +101,7 @@ def trust_metrics(model, datamodule, level: float, panel: str | None = None) -> 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Validate and test ``cfg.ckpt_path`` on its data (or ``cfg.data``); returns the metrics."""
+    validate_eval_config(cfg)
     L.seed_everything(cfg.seed, workers=True)
     model = load_model(cfg.ckpt_path)
     data_cfg = data_config(cfg, model)
@@ -123,6 +127,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
+@cli_errors(on_job_failure=record_failure)
 def main(cfg: DictConfig) -> None:
     evaluate(cfg)
 

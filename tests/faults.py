@@ -15,3 +15,17 @@ class KillAtStep(Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if trainer.global_step == self.step:
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+class FailAtStep(Callback):
+    """Raise an input error in process ``rank`` only, right after optimisation step ``step``: the other
+    processes of a DDP run carry on into the next collective and wait there for this one."""
+
+    def __init__(self, step: int, rank: int = 0, message: str = "injected: bad input found during training"):
+        self.step, self.rank, self.message = step, rank, message
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.step and trainer.global_rank == self.rank:
+            from src.common.errors import InputError
+
+            raise InputError(self.message)

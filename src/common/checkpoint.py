@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from src.common.atomic import atomic_path
+from src.common.errors import InputError
 
 KEY = "gexinfer"
 
@@ -52,7 +53,7 @@ def our_part(checkpoint: dict, where: str | Path = "checkpoint") -> OurPart:
     """Our entry of a loaded checkpoint dictionary; a clear error when it is not one of ours."""
     entry = checkpoint.get(KEY) if isinstance(checkpoint, dict) else None
     if not isinstance(entry, dict) or "model_class" not in entry:
-        raise ValueError(f"{where}: not a gexinfer checkpoint (expected the '{KEY}' and 'state_dict' entries)")
+        raise InputError(f"{where}: not a gexinfer checkpoint (expected the '{KEY}' and 'state_dict' entries)")
     extras = dict(entry.get("extras") or {})
     if "selected" in entry:  # checkpoints written before the extras entry existed
         extras.setdefault("selected", entry["selected"])
@@ -74,9 +75,11 @@ def read_checkpoint(path: str | Path) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as err:  # truncated, corrupted, or not a torch file at all
-        raise ValueError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})"[:500]) from err
+        cause = f"{type(err).__name__}: {err}"[:300]
+        raise InputError(f"{path}: not a readable checkpoint ({cause}); expected a checkpoint written by src.train, "
+                         "e.g. outputs/train/<run>/checkpoints/best.ckpt") from err
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
-        raise ValueError(f"{path}: not a gexinfer checkpoint (expected the '{KEY}' and 'state_dict' entries)")
+        raise InputError(f"{path}: not a gexinfer checkpoint (expected the '{KEY}' and 'state_dict' entries)")
     our_part(ckpt, path)
     return ckpt
 

@@ -11,6 +11,8 @@ import math
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from src.common.errors import InputError
+
 
 class TensorBatches(Dataset):
     """Index with a tensor of sample indices; returns ``(landmarks[idx], targets[idx])``, and
@@ -46,7 +48,7 @@ class IndexBatchSampler(Sampler[torch.Tensor]):
 
     def __init__(self, n: int, batch_size: int, *, shuffle: bool, seed: int = 0, rank: int = 0, world: int = 1):
         if shuffle and batch_size % world:
-            raise ValueError(f"data.batch_size={batch_size} (global) must be divisible by the {world} devices")
+            raise InputError(f"data.batch_size={batch_size} (global) must be divisible by the {world} devices")
         self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
         self.rank, self.world, self.epoch = rank, world, 0
 

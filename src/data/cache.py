@@ -15,6 +15,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from src.common.errors import InputError
 from src.common.atomic import atomic_path
 
 FORMAT_VERSION = 2  # 2: info carries the maps' gene symbols
@@ -48,7 +49,7 @@ def write_cache(path: str | os.PathLike, matrix: np.ndarray, n_landmarks: int, d
     """
     n, width = matrix.shape
     if width != n_landmarks + len(data_ids["target_ids"]) or n != len(data_ids["sample_ids"]):
-        raise ValueError(f"cache {path}: matrix {matrix.shape} does not match its ids")
+        raise InputError(f"cache {path}: matrix {matrix.shape} does not match its ids")
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         for name, cols in (("landmarks", slice(0, n_landmarks)), ("targets", slice(n_landmarks, width))):
             ds = f.create_dataset(name, shape=(n, cols.stop - cols.start), dtype="float32", chunks=(min(256, max(n, 1)), cols.stop - cols.start))
@@ -82,5 +83,5 @@ def read_cache(path: str | os.PathLike, progress=None) -> tuple[np.ndarray, np.n
                 arrays[name] = out
             info = json.loads(f.attrs["info"])
     except (OSError, KeyError) as err:
-        raise ValueError(f"{path}: unreadable data cache ({err}); delete it and the data will be processed again") from err
+        raise InputError(f"{path}: unreadable data cache ({err}); delete it and the data will be processed again") from err
     return arrays["landmarks"], arrays["targets"], ids, info

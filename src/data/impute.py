@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from src.common.errors import InputError
+
 RIDGE = 1e-2
 
 
@@ -57,7 +59,7 @@ class LandmarkImputer:
         if present.all():
             return out
         if not present.any():
-            raise ValueError("no landmark is present: nothing to impute the others from")
+            raise InputError("no landmark is present: nothing to impute the others from")
         out[:, ~present] = out[:, present] @ self.weights(present).T
         return out
 

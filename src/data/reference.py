@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from src.common.errors import InputError
 from src.common.checkpoint import read_our_part
 
 
@@ -21,15 +22,15 @@ def load_reference(path: str | Path, n_genes: int) -> np.ndarray:
     if path.suffix == ".ckpt":
         preprocessing = read_our_part(path).preprocessing or {}
         if preprocessing.get("reference") is None:
-            raise ValueError(f"{path}: the checkpoint holds no reference quantiles (its data was not quantile-normalised)")
+            raise InputError(f"{path}: the checkpoint holds no reference quantiles (its data was not quantile-normalised)")
         reference = preprocessing["reference"].numpy()
     else:
         try:
             reference = np.loadtxt(path, dtype=np.float64, ndmin=1)
         except ValueError as err:
-            raise ValueError(f"{path}: expected one number per line ({err})") from err
+            raise InputError(f"{path}: expected one number per line ({err})") from err
     if reference.shape != (n_genes,):
-        raise ValueError(f"{path}: {reference.size} reference quantiles for {n_genes} genes; expected one per gene")
+        raise InputError(f"{path}: {reference.size} reference quantiles for {n_genes} genes; expected one per gene")
     if not np.isfinite(reference).all() or (np.diff(reference) < 0).any():
-        raise ValueError(f"{path}: reference quantiles must be finite and ascending")
+        raise InputError(f"{path}: reference quantiles must be finite and ascending")
     return reference.astype(np.float64)

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from src.common.errors import InputError
 from src.data.graph import write_graph
 from src.data.io.gctx import write_gctx
 
@@ -57,7 +58,7 @@ class SyntheticSpec:
     def __post_init__(self):
         for name in ("n_samples", "n_landmarks", "n_targets", "latent_dim", "n_programs"):
             if getattr(self, name) < 1:
-                raise ValueError(f"synthetic data: {name} must be >= 1, got {getattr(self, name)}")
+                raise InputError(f"synthetic data: {name} must be >= 1, got {getattr(self, name)}")
 
     def key(self) -> str:
         """A short hash of the spec, used to name and reuse the generated file."""

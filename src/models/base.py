@@ -8,6 +8,7 @@ import lightning as L
 import torch
 from torch import nn
 
+from src.common.errors import InputError
 from src.common.checkpoint import OurPart, our_part, store
 from src.data.preprocessing import Preprocessing
 from src.models.metrics import GeneMetrics
@@ -50,7 +51,7 @@ class ExpressionModel(L.LightningModule):
     ):
         super().__init__()
         if loss not in LOSSES:
-            raise ValueError(f"unknown loss {loss!r}; choose one of {LOSSES}")
+            raise InputError(f"model.loss={loss}: unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler

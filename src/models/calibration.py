@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from src.common.errors import InputError
 from src.data.batches import TensorBatches
 from src.models.trust import DifficultyModel, Intervals, Reliability, coverage
 
@@ -44,7 +45,8 @@ class Trust:
     def fit(cls, model, val: TensorBatches, calibration: TensorBatches, raw_calibration: np.ndarray, seed: int = 0) -> "Trust":
         """Reliability on ``calibration``; the difficulty model on ``val`` (both through the deployed path)."""
         if len(calibration) == 0:
-            raise ValueError("no calibration samples: set data.calibration > 0 to measure reliability and intervals")
+            raise InputError("no calibration samples (data.calibration=0): to measure reliability and intervals, train with "
+                             "data.calibration=0.1 (the default)")
         x_val = val.deployed_landmarks
         val_error = np.abs(predict_standardised(model, x_val) - val.targets.numpy()).mean(1)
         difficulty = DifficultyModel.fit(x_val.numpy(), val_error)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from src.common.errors import InputError
 from src.models.base import ExpressionModel
 from src.models.callbacks import DGEXLearningRateDecay
 from src.models.networks.mlp import PartitionedMLP, dgex_init
@@ -57,7 +58,7 @@ class DGEX(ExpressionModel):
     ):
         super().__init__(n_inputs, n_outputs, **kwargs)
         if init not in ("dgex", "torch"):
-            raise ValueError(f"unknown init {init!r}; choose 'dgex' or 'torch'")
+            raise InputError(f"model.init={init}: unknown init {init!r}; choose model.init=dgex or model.init=torch")
         self.net = PartitionedMLP(
             n_inputs, n_outputs, n_splits, widths=list(widths), activation_name=activation, dropout=dropout
         )

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
+from src.common.errors import InputError
 from src.models.base import ExpressionModel
 from src.models.networks.autoencoder import Autoencoder, LatentRegressor
 from src.models.networks.mlp import MLP
@@ -23,10 +24,11 @@ def stage_epochs(fractions: Mapping[str, float], max_epochs: int) -> dict[str, i
     """
     unknown = set(fractions) - set(STAGES)
     if unknown:
-        raise ValueError(f"unknown E-GEX stage(s) {sorted(unknown)}; the stages are {STAGES}")
+        raise InputError(f"model.stages: unknown E-GEX stage(s) {sorted(unknown)}; the stages are {', '.join(STAGES)}")
     shares = [float(fractions.get(s, 0.0)) for s in STAGES]
     if sum(shares) <= 0 or min(shares) < 0:
-        raise ValueError(f"E-GEX stage fractions must be non-negative with a positive sum, got {dict(fractions)}")
+        raise InputError(f"model.stages: E-GEX stage fractions must be non-negative with a positive sum, got {dict(fractions)}; "
+                         "e.g. model.stages.finetune=1.0")
     bounds = [round(max_epochs * sum(shares[: i + 1]) / sum(shares)) for i in range(len(STAGES))]
     epochs = [b - a for a, b in zip([0, *bounds[:-1]], bounds)]
     for i, share in enumerate(shares):
@@ -87,7 +89,7 @@ class EGEX(ExpressionModel):
         """The stage the current epoch belongs to."""
         max_epochs = self.trainer.max_epochs
         if max_epochs is None or max_epochs < 1:
-            raise ValueError("E-GEX needs trainer.max_epochs >= 1 to lay out its training stages")
+            raise InputError("E-GEX needs trainer.max_epochs >= 1 to lay out its training stages, e.g. trainer.max_epochs=10")
         epoch = self.current_epoch
         for name, n in stage_epochs(self.stage_fractions, max_epochs).items():
             if epoch < n:

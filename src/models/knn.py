@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
+from src.common.errors import InputError
 from src.data.batches import TensorBatches
 from src.models.closed_form import ClosedFormModel
 
@@ -33,7 +34,7 @@ class KNN(ClosedFormModel):
     def __init__(self, n_inputs: int, n_outputs: int, ks: Sequence[int] = (1, 2, 5, 10, 20, 50), chunk: int = 256, **kwargs):
         super().__init__(n_inputs, n_outputs, **kwargs)
         if not ks or min(ks) < 1:
-            raise ValueError(f"ks must be positive neighbour counts, got {list(ks)}")
+            raise InputError(f"model.ks={list(ks)}: ks must be positive neighbour counts, e.g. model.ks=[1,5,10]")
         self.register_buffer("k", torch.tensor(int(min(ks))))
         self.register_buffer("ref_landmarks", torch.zeros(0, n_inputs))
         self.register_buffer("ref_targets", torch.zeros(0, n_outputs))

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from src.common.errors import InputError
 from src.data.batches import TensorBatches
 from src.models.closed_form import ClosedFormModel, chunked_mae
 
@@ -107,9 +108,9 @@ class LinearRegression(ClosedFormModel):
     ):
         super().__init__(n_inputs, n_outputs, **kwargs)
         if penalty not in PENALTIES:
-            raise ValueError(f"unknown penalty {penalty!r}; choose one of {PENALTIES}")
+            raise InputError(f"model.penalty={penalty}: unknown penalty {penalty!r}; choose one of {', '.join(PENALTIES)}")
         if penalty != "none" and not alphas:
-            raise ValueError(f"penalty={penalty!r} needs at least one alpha")
+            raise InputError(f"model.penalty={penalty} needs at least one alpha, e.g. model.alphas=[0.01,0.1,1.0]")
         self.penalty, self.alphas = penalty, [float(a) for a in alphas]
         self.net = nn.Linear(n_inputs, n_outputs)
 

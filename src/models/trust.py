@@ -35,6 +35,8 @@ import numpy as np
 import torch
 from scipy import stats
 
+from src.common.errors import InputError
+
 NULL_PAIRS = 5  # random gene pairings drawn for the null distribution of correlations
 NULL_QUANTILE = 0.95
 FDR = 0.05
@@ -115,7 +117,8 @@ def conformal_quantile(scores: np.ndarray, alpha: float) -> tuple[np.ndarray, bo
     and whether ``n`` sufficed for the finite-sample guarantee."""
     n = len(scores)
     if n == 0:
-        raise ValueError("no calibration samples: set data.calibration > 0 to get prediction intervals")
+        raise InputError("no calibration samples (data.calibration=0): to get prediction intervals, train with "
+                         "data.calibration=0.1 (the default)")
     k = math.ceil((n + 1) * (1 - alpha) - 1e-9)  # 1 - (1 - 0.55) is not 0.55 in floating point
     guaranteed = k <= n
     return np.sort(scores, axis=0)[min(k, n) - 1].astype(np.float32), guaranteed

@@ -11,6 +11,7 @@ process is removed so the next job of a sweep starts its own ranks.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -76,7 +77,19 @@ def ranks_run_this_job(cfg: DictConfig) -> Iterator[None]:
             dist.destroy_process_group()
 
 
-def wait_for_ranks(trainer, timeout: float = 600.0) -> None:
-    """Wait until the extra ranks Lightning started for this job have exited (they finish with rank 0)."""
+def wait_for_ranks(trainer, timeout: float = 600.0, grace: float = 10.0) -> None:
+    """Wait until the extra ranks Lightning started for this job have exited (they finish with rank 0).
+
+    Called in a ``finally`` while an error is on its way out of this process (a bad input, a failed job
+    of a sweep), the extra ranks get ``grace`` seconds to stop on their own (they usually meet the same
+    error and print it), then are killed: a rank waiting in a collective for this one would never end.
+    """
+    failing = sys.exc_info()[1] is not None
     for proc in getattr(getattr(trainer.strategy, "launcher", None), "procs", []):
-        proc.wait(timeout=timeout)
+        try:
+            proc.wait(timeout=grace if failing else timeout)
+        except subprocess.TimeoutExpired:
+            if not failing:
+                raise
+            proc.kill()
+            proc.wait()

@@ -58,4 +58,15 @@ def test_ckpt_path_last_means_this_run_folders_last_checkpoint(train_config):
     last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
     last.parent.mkdir(parents=True)
     last.write_bytes(b"x")
+    with pytest.raises(ValueError, match="last.ckpt: not a readable checkpoint"):  # refused before any work
+        resolve_ckpt_path(cfg)
+    import torch
+
+    from src.common.checkpoint import KEY
+
+    ours = {KEY: {"model_class": "src.models.linear.LinearRegression"}, "state_dict": {}}
+    torch.save(ours, last)  # weights only, like best.ckpt: nothing to resume
+    with pytest.raises(ValueError, match="holds weights only .*checkpoints/last.ckpt"):
+        resolve_ckpt_path(cfg)
+    torch.save({**ours, "optimizer_states": [], "loops": {}}, last)
     assert resolve_ckpt_path(cfg) == str(last)

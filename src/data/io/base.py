@@ -21,11 +21,13 @@ from typing import Protocol
 
 import numpy as np
 
+from src.common.errors import InputError
+
 FORMATS = ("gctx", "h5ad", "table")
 
 
-class MatrixFormatError(ValueError):
-    """A file cannot be read as the expression matrix it claims to be."""
+class MatrixFormatError(InputError):
+    """A file cannot be read as the expression matrix it claims to be (an input error: one message, no traceback)."""
 
 
 class MatrixReader(Protocol):

@@ -13,11 +13,14 @@ from src.data.io.table import TableReader
 READERS = {"gctx": GCTXReader, "h5ad": H5ADReader, "table": TableReader}
 
 
-def open_matrix(path: str | os.PathLike, format: str = "auto", format_key: str = "input_format", **options) -> MatrixReader:
+def open_matrix(
+    path: str | os.PathLike, format: str = "auto", format_key: str = "input_format", options_key: str | None = None, **options
+) -> MatrixReader:
     """Open ``path`` as a :class:`MatrixReader`; ``format`` is ``auto``, ``gctx``, ``h5ad`` or ``table``.
 
     ``options`` go to the format's reader (e.g. ``annotation_columns`` for tables); ``format_key``
-    is the config key that sets the format, named in errors.
+    is the config key that sets the format and ``options_key`` the one that holds ``options``
+    (e.g. ``reader_options``), so that errors suggest valid overrides (``+reader_options.sep=','``).
     """
     path = Path(path)
     if not path.exists():
@@ -25,4 +28,6 @@ def open_matrix(path: str | os.PathLike, format: str = "auto", format_key: str =
     kind = detect_format(path, format_key) if format == "auto" else format
     if kind not in READERS:
         raise MatrixFormatError(f"{format_key}={format}: unknown format for {path}; expected one of auto, {', '.join(FORMATS)}")
+    if kind == "table" and options_key is not None:
+        options["options_key"] = options_key
     return READERS[kind](path, **options)

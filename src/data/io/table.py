@@ -38,6 +38,7 @@ ANNOTATION_COLUMNS = (
 )
 
 SEPARATORS = {".csv": ",", ".tsv": "\t", ".txt": "\t", ".tab": "\t"}
+TAB = "\t"
 
 # Ensembl gene ids (ENSG00000152931, ENSMUSG..., optional .version and GTEx _PAR_Y), Affymetrix probe ids.
 FEATURE_ID = re.compile(r"ENS[A-Z]*G\d+(\.\d+)?(_PAR_Y)?|\d+(_[a-z])?_at|AFFX-[\w.-]+")
@@ -49,8 +50,9 @@ def looks_like_feature_ids(ids: Sequence[str]) -> bool:
     return matches > len(ids) / 2
 
 
-def guess_separator(path: str | os.PathLike) -> str:
-    """``,`` for ``.csv``, tab for ``.tsv``, ``.txt`` and ``.tab`` (``.gz`` is looked through)."""
+def guess_separator(path: str | os.PathLike, fix: str = "pass sep=',' or sep='\\t'") -> str:
+    """``,`` for ``.csv``, tab for ``.tsv``, ``.txt`` and ``.tab`` (``.gz`` is looked through); ``fix``
+    ends the error (how the caller sets the separator)."""
     suffixes = Path(path).suffixes
     if suffixes and suffixes[-1].lower() == ".gz":
         suffixes = suffixes[:-1]
@@ -58,7 +60,7 @@ def guess_separator(path: str | os.PathLike) -> str:
     if suffix not in SEPARATORS:
         raise MatrixFormatError(
             f"{path}: cannot tell the column separator from the suffix {suffix or '(none)'!r}; "
-            f"expected one of {', '.join(SEPARATORS)} (optionally .gz), or pass sep=',' or sep='\\t'"
+            f"expected one of {', '.join(SEPARATORS)} (optionally .gz), or {fix}"
         )
     return SEPARATORS[suffix]
 
@@ -68,7 +70,9 @@ class TableReader:
 
     ``orientation`` is ``auto``, ``features_in_rows`` or ``samples_in_rows``. ``annotation_columns``
     names non-value columns to drop (default: those of :data:`ANNOTATION_COLUMNS` in the header).
-    ``sep`` overrides the separator guessed from the suffix.
+    ``sep`` overrides the separator guessed from the suffix (``\\t``, as typed on a command line, is a tab).
+    ``options_key`` is the config key holding these options (e.g. ``reader_options``), if they come from
+    a config: errors then suggest command-line overrides (``+reader_options.orientation=...``).
     """
 
     def __init__(
@@ -77,13 +81,20 @@ class TableReader:
         orientation: str = "auto",
         annotation_columns: Sequence[str] | None = None,
         sep: str | None = None,
+        options_key: str | None = None,
     ):
         self.path = Path(path)
+        self.options_key = options_key
         if orientation not in ORIENTATIONS:
-            raise MatrixFormatError(f"{self.path}: unknown orientation {orientation!r}; expected one of {ORIENTATIONS}")
+            raise MatrixFormatError(f"{self.path}: unknown orientation {orientation!r}; expected one of {ORIENTATIONS}"
+                                    f", e.g. {self._setting('orientation', 'features_in_rows', given=True)}")
+        if sep == "\\t":
+            sep = "\t"
+        self._annotation_columns = annotation_columns
         if not self.path.exists():
             raise FileNotFoundError(f"{self.path}: no such file (expected a CSV or TSV expression table)")
-        header, row_ids, body = self._read(sep or guess_separator(self.path))
+        fix = f"pass {self._setting('sep', ',')} or {self._setting('sep', TAB)}"
+        header, row_ids, body = self._read(sep or guess_separator(self.path, fix))
         value_columns = self._value_columns(header, annotation_columns)
         column_ids = np.array([header[i] for i in value_columns], dtype=object)
         if orientation == "auto":
@@ -96,6 +107,16 @@ class TableReader:
             self.sample_ids, self.feature_ids, self.values = row_ids, column_ids, values
         check_unique(self.sample_ids, "sample", self.path)
         check_unique(self.feature_ids, "feature", self.path)
+
+    def _setting(self, name: str, value, given: bool = False) -> str:
+        """How to set reader option ``name`` to ``value``, as the fix an error ends with: the keyword argument
+        (``orientation='features_in_rows'``), or with ``options_key`` an override to paste on the command
+        line (``+reader_options.orientation=features_in_rows``; ``+`` adds an option not ``given``, quotes
+        keep the shell away from brackets and separators)."""
+        if self.options_key is None:
+            return f"{name}={value!r}"
+        override = f"{'' if given else '+'}{self.options_key}.{name}={_hydra_value(value)}"
+        return f'"{override}"' if re.search(r"[\s'\[\]\\(){}*?$]", override) else override
 
     def blocks(self, columns: np.ndarray | None = None, block_size: int = 4096) -> Iterator[tuple[slice, np.ndarray]]:
         """Yield ``(sample_slice, float32 values)`` blocks, keeping only ``columns`` (positions) if given."""
@@ -115,9 +136,10 @@ class TableReader:
             ) from None
         header = header.iloc[0].tolist()
         if len(header) < 2:
+            other = "," if sep != "," else "\t"
             raise MatrixFormatError(
                 f"{self.path}: the header has {len(header)} column(s) with separator {sep!r}; expected an id "
-                "column followed by value columns (pass sep=... if the separator is different)"
+                f"column followed by value columns (if the separator is different, pass e.g. {self._setting('sep', other)})"
             )
         try:
             body = pd.read_csv(self.path, sep=sep, header=None, skiprows=1, dtype={0: str}, low_memory=False)
@@ -171,8 +193,8 @@ class TableReader:
         raise MatrixFormatError(
             f"{self.path}: cannot tell whether rows are features or samples: neither the first column "
             f"(e.g. {', '.join(row_ids[:3])}) nor the header (e.g. {', '.join(column_ids[:3])}) looks like gene "
-            "or probe ids (Ensembl ENSG..., Affymetrix ..._at); pass orientation='features_in_rows' or "
-            "orientation='samples_in_rows'"
+            f"or probe ids (Ensembl ENSG..., Affymetrix ..._at); pass {self._setting('orientation', 'features_in_rows')} "
+            f"or {self._setting('orientation', 'samples_in_rows')}"
         )
 
     def _numeric(self, body: pd.DataFrame, positions: list[int], header: list[str], row_ids: np.ndarray) -> np.ndarray:
@@ -184,10 +206,22 @@ class TableReader:
             converted = pd.to_numeric(values[pos].astype("string"), errors="coerce")
             bad = np.flatnonzero((converted.isna() & values[pos].notna()).to_numpy())
             if len(bad):
+                given = self._annotation_columns is not None
+                dropped = list(self._annotation_columns) if given else [c for c in header[1:] if c in ANNOTATION_COLUMNS]
                 raise MatrixFormatError(
                     f"{self.path}: column {header[pos]!r} has non-numeric value {values[pos].iloc[bad[0]]!r} "
                     f"(row {row_ids[bad[0]]!r}); expected numbers only. If {header[pos]!r} is an annotation "
-                    "column, pass annotation_columns=[...] naming it"
+                    f"column, pass {self._setting('annotation_columns', [*dropped, header[pos]], given)}"
                 )
             values[pos] = converted.to_numpy(dtype=np.float64, na_value=np.nan)
         return values.to_numpy(dtype=np.float32)
+
+
+def _hydra_value(value) -> str:
+    """``value`` in Hydra's override syntax: plain words as they are, other strings quoted, lists in brackets."""
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(map(_hydra_value, value)) + "]"
+    text = str(value)
+    if re.fullmatch(r"[A-Za-z_][\w.-]*", text):
+        return text
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'").replace("\t", "\\t") + "'"

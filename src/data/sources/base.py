@@ -7,6 +7,8 @@ from typing import Protocol
 
 import numpy as np
 
+from src.common.errors import InputError
+
 
 @dataclass
 class ExpressionData:
@@ -27,7 +29,7 @@ class ExpressionData:
         n = len(self.sample_ids)
         for name, arr, ids in (("landmark", self.landmarks, self.landmark_ids), ("target", self.targets, self.target_ids)):
             if arr.shape != (n, len(ids)):
-                raise ValueError(
+                raise InputError(
                     f"{where}: {name} matrix has shape {arr.shape}; expected {n} samples x {len(ids)} {name} genes"
                 )
 

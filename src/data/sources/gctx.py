@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from src.common.errors import InputError
 from src.data.io.gctx import GCTXError, iter_blocks, locate, read_header
 from src.data.transforms import check_values
 from src.data.sources.base import ExpressionData
@@ -21,7 +22,7 @@ def read_id_list(ids: Sequence[str] | str | Path, what: str) -> list[str]:
         out = [line.split("\t")[0].strip() for line in path.read_text().splitlines()]
         out = [i for i in out if i]
         if not out:
-            raise ValueError(f"{path}: the {what} id list is empty; expected one id per line")
+            raise InputError(f"{path}: the {what} id list is empty; expected one id per line")
         return out
     return [str(i) for i in ids]
 
@@ -43,7 +44,7 @@ class GCTXSource:
         self.block_size = block_size
         overlap = set(self.landmark_ids) & set(self.target_ids)
         if overlap:
-            raise ValueError(f"{len(overlap)} ids are both landmarks and targets (e.g. {sorted(overlap)[:3]})")
+            raise InputError(f"{len(overlap)} ids are both landmarks and targets (e.g. {sorted(overlap)[:3]})")
 
     def prepare(self, max_samples: int | None = None, max_targets: int | None = None) -> None:
         if not self.path.exists():

@@ -32,9 +32,12 @@ from src.data.io.matrix import open_matrix
 from src.data.transforms import check_values, log2p1
 from src.data.reference import load_reference
 from src.data.sources.base import ExpressionData
+from src.common.errors import InputError
 from src.common.progress import progress_bar
 
 log = logging.getLogger(__name__)
+
+CONFIG_KEY = "data.source"  # where a run's config holds this source's options, named in the fixes errors suggest
 
 
 class MappedMatrixSource:
@@ -109,7 +112,8 @@ class MappedMatrixSource:
         if max_targets:
             targets = targets.subset(max_targets)
         started = time.perf_counter()
-        reader = open_matrix(self.path, self.format, **self.reader_options)
+        reader = open_matrix(self.path, self.format, format_key=f"{CONFIG_KEY}.format",
+                             options_key=f"{CONFIG_KEY}.reader_options", **self.reader_options)
         genes = match_genes(reader.feature_ids, [landmarks, targets], self.id_type, str(self.path))
         matrix, sample_ids = self._read_genes(reader, genes, max_samples)
         n_read = len(sample_ids)
@@ -149,7 +153,7 @@ class MappedMatrixSource:
     def _read_genes(self, reader: MatrixReader, genes: GeneColumns, max_samples: int | None):
         n = min(len(reader.sample_ids), max_samples or len(reader.sample_ids))
         if n == 0:
-            raise ValueError(f"{self.path}: the file holds no samples")
+            raise InputError(f"{self.path}: the file holds no samples; expected at least one sample (profile)")
         matrix = np.empty((n, genes.n_genes), dtype=np.float32)
         needed, remap = genes.compact()
         with progress_bar(f"Reading {self.path.name}", n) as advance:
@@ -157,7 +161,8 @@ class MappedMatrixSource:
                 if rows.start >= n:
                     break
                 block = block[: n - rows.start]
-                check_values(block, str(self.path), reader.sample_ids, reader.feature_ids[needed], rows.start, self.log2)
+                check_values(block, str(self.path), reader.sample_ids, reader.feature_ids[needed], rows.start, self.log2,
+                             log2_key=f"{CONFIG_KEY}.log2")
                 if self.log2:
                     block = log2p1(block)
                 matrix[rows.start : rows.start + len(block)] = remap.apply(block)

@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from src.common.errors import InputError
+
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "elu": nn.ELU}
 NORMS = {None: None, "none": None, "layer": nn.LayerNorm, "batch": nn.BatchNorm1d}
 
@@ -17,7 +19,7 @@ def activation(name: str) -> nn.Module:
     try:
         return ACTIVATIONS[name]()
     except KeyError:
-        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}") from None
+        raise InputError(f"model.activation={name}: unknown activation {name!r}; choose one of {', '.join(sorted(ACTIVATIONS))}") from None
 
 
 class MLP(nn.Sequential):
@@ -39,7 +41,7 @@ class MLP(nn.Sequential):
         norm: str | None = None,
     ):
         if norm not in NORMS:
-            raise ValueError(f"unknown norm {norm!r}; choose one of {[k for k in NORMS if k]}")
+            raise InputError(f"model.norm={norm}: unknown norm {norm!r}; choose null or one of {', '.join(k for k in NORMS if k)}")
         layers: list[nn.Module] = []
         sizes = [n_in, *widths]
         for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
@@ -64,7 +66,7 @@ class MLP(nn.Sequential):
 def partition_sizes(n: int, parts: int) -> list[int]:
     """Sizes of ``parts`` contiguous partitions of ``n`` outputs (the first ones one larger if uneven)."""
     if not 1 <= parts <= n:
-        raise ValueError(f"cannot split {n} targets into {parts} partitions")
+        raise InputError(f"model.n_splits={parts}: cannot split {n} targets into {parts} partitions")
     return [len(a) for a in np.array_split(np.arange(n), parts)]
 
 
