@@ -172,3 +172,16 @@ def test_a_run_killed_mid_epoch_resumes_from_last_and_ends_as_if_never_interrupt
     assert not list((folder / "checkpoints").glob(".*.tmp"))  # no half-written checkpoint under a real name
     run(*args, f"hydra.run.dir={folder}", "ckpt_path=last")
     assert json.loads((folder / "metrics.json").read_text())["metrics"] == json.loads(whole.read_text())["metrics"]
+
+
+def test_an_input_error_in_rank_0_of_a_ddp_run_prints_one_message_and_every_process_exits(tmp_path, data_dir):
+    """Rank 1 waits in a collective for rank 0, which fails: rank 0 stops it and exits with status 1."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "src.train", "model=lr_l2", "debug=fast", "logger=none", "trainer.devices=2",
+         f"paths.output_root={tmp_path}", f"paths.data_dir={data_dir}",
+         "+callbacks.fault._target_=tests.faults.FailAtStep", "+callbacks.fault.step=1"],
+        cwd=REPO, capture_output=True, text=True, timeout=180)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and "Traceback" not in text, text[-3000:]
+    assert "error: injected: bad input found during training" in proc.stderr
+    assert "GLOBAL_RANK: 1" in text  # the second process had started (and is gone: run() returned)

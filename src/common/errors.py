@@ -7,9 +7,9 @@ as a valid override of the command where it can occur (``data.batch_size=200``).
 
 :func:`cli_errors` wraps a Hydra task function (``src.train``, ``src.eval``, ``src.predict``):
 
-- an :class:`InputError`, or a ``FileNotFoundError``/``FileExistsError`` (a missing input, an output
-  that would be replaced), prints ``error: <message>`` to stderr, with no traceback, and exits with
-  status 1;
+- an :class:`InputError`, or a ``FileNotFoundError``, ``FileExistsError``, ``IsADirectoryError``,
+  ``NotADirectoryError`` or ``PermissionError`` (a missing input, an output that would be replaced or
+  cannot be written), prints ``error: <message>`` to stderr, with no traceback, and exits with status 1;
 - in a multirun, any failing job (input error or bug) is handed to ``on_job_failure`` (which records it
   in the job's folder) and the sweep goes on with the next job; a bug's traceback is still logged;
 - ``HYDRA_FULL_ERROR=1`` re-raises everything, so Hydra prints the full traceback;
@@ -34,7 +34,7 @@ class InputError(ValueError):
     """Bad input or config: the message names the file or key, the problem, what was expected and the fix."""
 
 
-USER_ERRORS = (InputError, FileNotFoundError, FileExistsError)
+USER_ERRORS = (InputError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
 
 
 def full_error_asked() -> bool:

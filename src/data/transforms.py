@@ -121,11 +121,11 @@ def fold_indices(n: int, folds: int, fold: int, split: Sequence[float], seed: in
     Every sample is a test sample in exactly one fold (the same permutation for every ``fold``).
     """
     if not (isinstance(folds, int) and folds >= 2):
-        raise ValueError(f"data.folds={folds}: expected an integer >= 2 (or null for one train/val/test split)")
+        raise InputError(f"data.folds={folds}: expected an integer >= 2 (or null for one train/val/test split)")
     if not (isinstance(fold, int) and 0 <= fold < folds):
-        raise ValueError(f"data.fold={fold}: expected an integer from 0 to {folds - 1} (data.folds={folds})")
+        raise InputError(f"data.fold={fold}: expected an integer from 0 to {folds - 1} (data.folds={folds})")
     if n < 2 * folds:
-        raise ValueError(f"cannot make {folds} folds of {n} samples; need at least {2 * folds}")
+        raise InputError(f"cannot make {folds} folds of {n} samples; need at least {2 * folds}")
     order = np.random.default_rng(seed).permutation(n)
     parts = np.array_split(order, folds)
     test = parts[fold]

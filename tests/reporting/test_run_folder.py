@@ -79,3 +79,13 @@ def test_find_every_run_below_the_given_folders_once(tmp_path):
     assert RunFolder.find([tmp_path / "sweep" / "not_a_run"]) == []
     with pytest.raises(FileNotFoundError, match="no such run or sweep folder"):
         RunFolder.find([tmp_path / "nowhere"])
+
+
+def test_a_failure_is_recorded_read_back_and_cleared_by_later_metrics(tmp_path):
+    run = RunFolder(tmp_path / "job")
+    assert run.read_failure() is None
+    run.write_failure("in.gctx: no such file", "FileNotFoundError")
+    assert run.read_failure() == {"error": "in.gctx: no such file", "type": "FileNotFoundError"}
+    assert RunFolder.find_failed([tmp_path]) == [run] and RunFolder.find([tmp_path]) == []
+    run.write_metrics({"val/mae": 0.5})  # the job resumed in its folder and finished
+    assert run.read_failure() is None and RunFolder.find_failed([tmp_path]) == []

@@ -70,3 +70,88 @@ def test_ckpt_path_last_means_this_run_folders_last_checkpoint(train_config):
         resolve_ckpt_path(cfg)
     torch.save({**ours, "optimizer_states": [], "loops": {}}, last)
     assert resolve_ckpt_path(cfg) == str(last)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("data.batch_size=abc", "data.batch_size=abc: expected a positive integer (the global training batch), e.g. data.batch_size=200"),
+    ("data.batch_size=0", "data.batch_size=0: expected a positive integer"),
+    ("data.batch_size=true", "data.batch_size=true: expected a positive integer"),
+    ("data.eval_batch_size=2.5", "data.eval_batch_size=2.5: expected a positive integer"),
+    ("data.split=[0.8,0.2]", "data.split=[0.8,0.2]: expected three non-negative fractions"),
+    ("data.split_seed=abc", "data.split_seed=abc: expected an integer, e.g. data.split_seed=0"),
+    ("data.calibration=-1", "data.calibration=-1: expected a fraction in [0, 1)"),
+    ("data.max_samples=0", "data.max_samples=0: expected null (all samples) or a positive integer"),
+    ("trainer.max_epochs=abc", "trainer.max_epochs=abc: expected a positive integer (the most epochs to train), or -1"),
+    ("trainer.max_epochs=0", "trainer.max_epochs=0: expected a positive integer"),
+    ("trainer.devices=two", "trainer.devices=two: expected a positive number of devices"),
+    ("model.dropout=abc", "model.dropout=abc: expected a fraction in [0, 1), e.g. model.dropout=0.1"),
+    ("model.dropout=1", "model.dropout=1: expected a fraction in [0, 1)"),
+    ("model.optimizer.lr=0", "model.optimizer.lr=0: expected a positive learning rate, e.g. model.optimizer.lr=1e-3"),
+    ("model.mlp_widths=[1024,-1]", "model.mlp_widths=[1024,-1]: expected a list of positive layer widths"),
+    ("model.latent=abc", "model.latent=abc: expected a positive latent size"),
+    ("seed=abc", "seed=abc: expected an integer, e.g. seed=12345"),
+    ("interval=1", "interval=1: expected a level in (0, 1), e.g. interval=0.9"),
+])
+def test_config_values_are_type_and_range_checked_naming_the_key(train_config, override, message):
+    from src.common.errors import InputError
+
+    with pytest.raises(InputError) as caught:
+        validate_config(train_config(override))
+    assert str(caught.value).startswith(message)
+
+
+@pytest.mark.parametrize("overrides", [
+    ["trainer.max_epochs=-1"], ["trainer.max_epochs=null"], ["trainer.devices=auto"], ["trainer.devices=[0]"],
+    ["model.dropout=0"], ["data.max_samples=null"], ["data.split=[800,100,100]"], ["model=lr_l2"], ["model=knn"],
+    ["model=dgex", "model.lr=null"], ["experiment=dgex_grid"],
+])
+def test_valid_values_pass_the_checks(train_config, overrides):
+    validate_config(train_config(*overrides))
+
+
+def test_model_specific_keys_are_checked_when_the_model_has_them(train_config):
+    from src.common.errors import InputError
+
+    with pytest.raises(InputError, match=r"model.alphas=\[-1\]: expected a list of positive penalty strengths"):
+        validate_config(train_config("model=lr_l2", "model.alphas=[-1]"))
+    with pytest.raises(InputError, match=r"model.ks=\[\]: expected a list of positive neighbour counts"):
+        validate_config(train_config("model=knn", "model.ks=[]"))
+
+
+@pytest.mark.parametrize("override, message", [
+    ("block_size=abc", "block_size=abc: expected a positive integer (samples per block), e.g. block_size=8192"),
+    ("interval=1.5", "interval=1.5: expected null (no intervals) or a level in (0, 1)"),
+    ("genes=some", "genes=some: expected all or reliable"),
+    ("missing_landmarks=skip", "missing_landmarks=skip: expected error or impute, e.g. missing_landmarks=impute"),
+    ("overwrite=yes", "overwrite=yes: expected true or false"),
+    ("log2=maybe", "log2=maybe: expected auto, true or false"),
+    ("input_format=csv", "input_format=csv: expected auto, gctx, h5ad or table"),
+    ("device=gpu", "device=gpu: expected auto, cpu, cuda or cuda:N"),
+    ("device=cuda:99", "device=cuda:99: this machine has"),
+])
+def test_predict_config_values_are_checked(tmp_path, override, message):
+    from src.common.errors import InputError
+    from src.utils.config import validate_predict_config
+    from tests.conftest import compose_config
+
+    cfg = compose_config("predict", tmp_path, ["ckpt_path=m.ckpt", "input=in.gctx", "output=out.h5ad", override])
+    with pytest.raises(InputError) as caught:
+        validate_predict_config(cfg)
+    assert str(caught.value).startswith(message)
+    validate_predict_config(compose_config("predict", tmp_path, ["ckpt_path=m.ckpt", "input=in.gctx", "output=out.h5ad"]))
+    with pytest.raises(InputError, match="output is not set; expected e.g. python -m src.predict"):
+        validate_predict_config(compose_config("predict", tmp_path, ["ckpt_path=m.ckpt", "input=in.gctx"]))
+
+
+def test_eval_config_values_are_checked(tmp_path):
+    from src.common.errors import InputError
+    from src.utils.config import validate_eval_config
+    from tests.conftest import compose_config
+
+    with pytest.raises(InputError, match="ckpt_path is not set"):
+        validate_eval_config(compose_config("eval", tmp_path, []))
+    with pytest.raises(InputError, match=r"interval=0: expected a level in \(0, 1\)"):
+        validate_eval_config(compose_config("eval", tmp_path, ["ckpt_path=m.ckpt", "interval=0"]))
+    with pytest.raises(InputError, match="data.max_targets=abc: expected null"):
+        validate_eval_config(compose_config("eval", tmp_path, ["ckpt_path=m.ckpt", "+data.max_targets=abc"]))
+    validate_eval_config(compose_config("eval", tmp_path, ["ckpt_path=m.ckpt", "debug=fast"]))

@@ -41,6 +41,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from src.common.errors import InputError
 from src.common.atomic import atomic_path
 from src.data.io.gctx import GCTXWriter
 from src.data.io.base import detect_format
@@ -180,7 +181,7 @@ def check_outputs(paths: Sequence[str | os.PathLike], *, inputs: Sequence[str | 
         for source in map(Path, inputs):
             if _same_file(path, source):
                 what = f"{key}={paths[0]}" if path == paths[0] else f"{path} (one of the files of {key}={paths[0]})"
-                raise ValueError(
+                raise InputError(
                     f"{what} is the input file {source}: writing it would destroy the input; choose another {key} "
                     "(overwrite=true does not allow this)"
                 )
