@@ -24,6 +24,7 @@ from src.utils.instantiate import instantiate_all
 from src.utils.loggers import closing
 from src.utils.config import validate_eval_config
 from src.utils.results import record_failure, save_results, scalar_metrics, show_results
+from src.utils.quiet import quiet_third_party
 
 
 def check_same_genes(model_space, data_space, what: str) -> None:
@@ -129,6 +130,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
 @cli_errors(on_job_failure=record_failure)
 def main(cfg: DictConfig) -> None:
+    quiet_third_party()
     evaluate(cfg)
 
 

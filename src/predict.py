@@ -30,6 +30,7 @@ from src.data.transforms import check_values
 from src.models.checkpoint import load_model
 from src.utils.config import validate_predict_config
 from src.utils.results import record_failure
+from src.utils.quiet import quiet_third_party
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +161,7 @@ def predict(cfg: DictConfig) -> list[Path]:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
 @cli_errors(on_job_failure=record_failure)
 def main(cfg: DictConfig) -> None:
+    quiet_third_party()
     predict(cfg)
 
 

@@ -24,6 +24,7 @@ from src.utils.ddp_launch import ranks_run_this_job, wait_for_ranks
 from src.utils.instantiate import instantiate_all
 from src.utils.loggers import closing, configure_wandb
 from src.utils.results import record_failure, save_results, save_splits, scalar_metrics, show_results
+from src.utils.quiet import quiet_third_party
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +153,7 @@ def main(cfg: DictConfig) -> float | None:
     """Command-line entry point; returns the metric a hyperparameter sweeper optimises. A bad input or
     setting prints one message and exits with status 1; a failed job of a sweep is recorded in its folder
     and returns the worst value, and the sweep goes on (src/common/errors.py)."""
+    quiet_third_party()
     metrics = train(cfg)
     return metrics.get(cfg.get("optimized_metric"))
 

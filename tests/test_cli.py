@@ -185,3 +185,19 @@ def test_an_input_error_in_rank_0_of_a_ddp_run_prints_one_message_and_every_proc
     assert proc.returncode == 1 and "Traceback" not in text, text[-3000:]
     assert "error: injected: bad input found during training" in proc.stderr
     assert "GLOBAL_RANK: 1" in text  # the second process had started (and is gone: run() returned)
+
+
+def test_the_terminal_shows_what_matters(tmp_path, gpl96):
+    """No Lightning product tips, no deprecation notices of Lightning's internals, the cache named once,
+    no epoch bar for a closed-form baseline."""
+    from tests.conftest import SHARED
+
+    args = ["-m", "src.train", "data=geo", f"data.source.path={gpl96}", f"data.source.landmark_map={SHARED}/dgex/map_lm.txt",
+            f"data.source.target_map={SHARED}/dgex/map_tg.txt", "debug=fast", f"paths.output_root={tmp_path}",
+            f"paths.data_dir={tmp_path / 'data'}"]
+    run(*args, "model=lr")  # builds the cache
+    proc = run(*args, "model=lr")
+    out = proc.stdout + proc.stderr
+    assert "Tip:" not in out and "LeafSpec" not in out and "Traceback" not in out
+    assert out.count("Using the cached data") == 1
+    assert not any(line.lstrip().startswith("Epoch") for line in out.splitlines())
