@@ -24,6 +24,7 @@ from omegaconf import DictConfig
 from src.common.errors import InputError, cli_errors
 from src.common.progress import progress_bar
 from src.data.genes import match_genes
+from src.data.io.base import detect_format
 from src.data.io.matrix import open_matrix
 from src.data.io.writers import MatrixWriter, check_outputs
 from src.data.transforms import check_values
@@ -141,7 +142,12 @@ def predict(cfg: DictConfig) -> list[Path]:
     provenance = provenance_of(cfg, model, genes)
     n = len(reader.sample_ids)
     target_ids = [g for g, k in zip(space.target_ids, keep) if k]
-    with MatrixWriter(cfg.output, reader.sample_ids, target_ids, layers, feature_annotations=annotations, uns=provenance) as writer, \
+    # The input's sample annotations (obs of an h5ad, column metadata of a GCTX) travel with the predictions
+    # into formats that hold them (h5ad obs, GCTX column metadata; CSV outputs carry none).
+    holds = detect_format(cfg.output, key=None) in ("h5ad", "gctx")
+    samples = reader.sample_annotations() if holds and hasattr(reader, "sample_annotations") else {}
+    with MatrixWriter(cfg.output, reader.sample_ids, target_ids, layers, feature_annotations=annotations,
+                      sample_annotations=samples or None, uns=provenance) as writer, \
             progress_bar(f"Predicting {n:,} profiles", n) as advance, torch.inference_mode():
         for rows, block in reader.blocks(needed, cfg.block_size):
             check_values(block, str(cfg.input), reader.sample_ids, reader.feature_ids[needed], rows.start, log2, "landmark")

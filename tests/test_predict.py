@@ -311,6 +311,8 @@ def test_gene_symbols_row_metadata_ids_and_transposed_files(tmp_path, gpl96):
     (by_symbol, *_) = _predict(tmp_path, ckpt, csv, tmp_path / "by_symbol.h5ad", "+reader_options.orientation=samples_in_rows")
     (by_probe, *_) = _predict(tmp_path, ckpt, gpl96, tmp_path / "by_probe.h5ad")
     np.testing.assert_allclose(anndata.read_h5ad(by_symbol).X, anndata.read_h5ad(by_probe).X, atol=1e-4)
+    # The input's sample annotations (GPL96's /0/META/COL outcome, batch, cancer) are carried into obs.
+    assert {"outcome", "batch", "cancer"} <= set(anndata.read_h5ad(by_probe).obs.columns)
     # A CMap GCTX whose row ids are numbers, the symbols in row metadata.
     gctx = write_gctx(tmp_path / "cmap.gctx", landmarks, list(header.sample_ids), [str(i) for i in range(len(cols))],
                       feature_meta={"pr_gene_symbol": np.array(lm.symbols)})

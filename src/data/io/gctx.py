@@ -178,6 +178,11 @@ class GCTXReader:
             self.feature_ids = np.array([str(v.decode() if isinstance(v, bytes) else v) for v in meta[id_field]])
             check_unique(list(self.feature_ids), f"{id_field}", self.path)
 
+    def sample_annotations(self) -> dict[str, np.ndarray]:
+        """The column metadata (``/0/META/COL/<name>``, per-sample annotations) other than the ids."""
+        return {name: np.array([v.decode() if isinstance(v, bytes) else v for v in values])
+                for name, values in read_meta(self.path, "sample").items() if name != "id"}
+
     def blocks(self, columns: np.ndarray | None = None, block_size: int = 4096) -> Iterator[tuple[slice, np.ndarray]]:
         for rows, block in iter_blocks(self.path, columns, block_size):
             yield rows, block.astype(np.float32, copy=False)

@@ -43,6 +43,12 @@ class H5ADReader:
             self.close()
             raise
 
+    def sample_annotations(self) -> dict[str, np.ndarray]:
+        """The ``obs`` columns (per-sample annotations), as plain arrays."""
+        return {str(name): np.asarray(self._adata.obs[name].astype(str) if self._adata.obs[name].dtype == object
+                                      or str(self._adata.obs[name].dtype) == "category" else self._adata.obs[name])
+                for name in self._adata.obs.columns}
+
     def blocks(self, columns: np.ndarray | None = None, block_size: int = 4096) -> Iterator[tuple[slice, np.ndarray]]:
         """Yield ``(sample_slice, float32 values)`` blocks, keeping only ``columns`` (positions) if given."""
         if not self._adata.file.is_open:
