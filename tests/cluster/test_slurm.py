@@ -1,0 +1,236 @@
+"""`hydra/launcher=slurm` on a real one-node SLURM cluster (scripts/slurm_local.sh): CPU tasks only.
+
+A job cancelled mid-training and resumed, a sweep, a failing job in a sweep, a two-task DDP job and
+a job requeued before its time limit. Each submits through submitit exactly as on a cluster; the
+cluster has no accounting (no slurmdbd), like many small ones, so these also check that a sweep's
+terminal stays free of submitit's sacct errors.
+
+The time-limit job must run about a minute before SLURM signals it, mostly waiting (its first run
+sleeps after each step), so it is started with the first test and checked by the last one; the other
+jobs run meanwhile on the node's other CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from hydra.core.utils import JobReturn, JobStatus
+from omegaconf import OmegaConf
+
+from src.utils import slurm as slurm_utils
+from tests.cluster.conftest import REFERENCE, SLOW, train, val_mae
+from tests.conftest import REPO
+
+
+# One CPU task per job (GPUs: none), small memory: what the one-node cluster has.
+ON_SLURM = ["hydra/launcher=slurm", "hydra.launcher.partition=debug", "hydra.launcher.gpus_per_node=0",
+            "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=2"]
+
+
+def sweep(*args: str, env: dict, root: Path, data_dir: Path, check: bool = True, timeout: float = 300):
+    """Run ``python -m src.train -m ON_SLURM ARGS`` into ``root``; returns (process, sweep folder)."""
+    proc = train("-m", *ON_SLURM, *args, f"paths.output_root={root}", f"paths.data_dir={data_dir}",
+                 env=env, check=check, timeout=timeout)
+    (folder,) = list((root / "train" / "multirun").iterdir())
+    return proc, folder
+
+
+def quiet(output: str) -> bool:
+    """No sacct noise: neither submitit's 'Bypassing sacct error' nor sacct's own complaint."""
+    return "Bypassing sacct error" not in output and "accounting storage is disabled" not in output
+
+
+def squeue(env: dict, job: str) -> str:
+    """``STATE REASON`` of a job, '' once SLURM no longer lists it."""
+    return subprocess.run(["squeue", "-h", "-j", job, "-o", "%T %r"], env=env, capture_output=True, text=True).stdout.strip()
+
+
+def job_ids(sweep_dir: Path) -> list[str]:
+    """SLURM ids of a sweep's jobs (``<id>``, or ``<array>_<task>``), from submitit's folders."""
+    return sorted(p.parent.name for p in (sweep_dir / ".submitit").glob("*/*_submitted.pkl"))
+
+
+def cancel(env: dict, root: Path) -> None:
+    """Cancel whatever SLURM still runs of the sweeps below ``root`` (a failed test leaves no job behind)."""
+    for sweep_dir in root.glob("train/multirun/*"):
+        for job in job_ids(sweep_dir):
+            if squeue(env, job):
+                subprocess.run(["scancel", job], env=env)
+
+
+def wait_until(condition, timeout: float, what: str, poll: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(poll)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def time_limit_sweep(slurm, tmp_path_factory, data_dir):
+    """A one-job sweep with ``timeout_min=1`` whose first run would take minutes (1 s per step until it
+    resumes), started in the background. SLURM holds a requeued job for two minutes (BeginTime): a
+    thread lets it start at once (``scontrol update StartTime=now``) and records that it was requeued."""
+    root = tmp_path_factory.mktemp("time_limit")
+    args = ["model=dgex", "debug=fast", "logger=none", SLOW, "+callbacks.slow.seconds=1",
+            "hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=1"]
+    log = open(root / "sweep.log", "w")
+    driver = subprocess.Popen([sys.executable, "-m", "src.train", "-m", *ON_SLURM, *args, f"paths.output_root={root}",
+                               f"paths.data_dir={data_dir}"], cwd=REPO, env=slurm, stdout=log, stderr=subprocess.STDOUT)
+    run = SimpleNamespace(driver=driver, root=root, log=root / "sweep.log", requeued=[])
+
+    def release_requeued_job():
+        while driver.poll() is None:
+            jobs = job_ids(next(root.glob("train/multirun/*"), root))
+            if jobs and squeue(slurm, jobs[0]) == "PENDING BeginTime":
+                run.requeued.append(jobs[0])
+                subprocess.run(["scontrol", "update", f"JobId={jobs[0]}", "StartTime=now"], env=slurm)
+            time.sleep(0.5)
+
+    threading.Thread(target=release_requeued_job, daemon=True).start()
+    yield run
+    if driver.poll() is None:
+        driver.kill()
+        driver.wait()
+    cancel(slurm, root)
+    log.close()
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_a_job_cancelled_mid_training_resumes_from_last_in_its_folder(slurm, tmp_path, data_dir, time_limit_sweep):
+    time_limit_sweep  # started now: it runs while this test and the next ones do
+    args = ["model=dgex", "debug=fast", "logger=none", "keep_last_checkpoint=true", SLOW, "+callbacks.slow.seconds=0.1",
+            f"paths.output_root={tmp_path}", f"paths.data_dir={data_dir}"]
+    driver = subprocess.Popen([sys.executable, "-m", "src.train", "-m", *ON_SLURM, *args], cwd=REPO, env=slurm,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        last = wait_until(lambda: next(tmp_path.glob("train/multirun/*/0/checkpoints/last.ckpt"), None), 180,
+                          "the first epoch's last.ckpt")
+        folder = last.parent.parent
+        (job,) = job_ids(folder.parent)
+        subprocess.run(["scancel", job], env=slurm, check=True)
+        wait_until(lambda: not squeue(slurm, job), 60, f"job {job} to end")
+        assert not (folder / "metrics.json").exists()  # cancelled mid-training
+    finally:
+        # Without accounting submitit never learns that a cancelled job ended: the sweep would wait.
+        driver.terminate()
+        driver.wait(timeout=30)
+        cancel(slurm, tmp_path)
+    # Resume on the cluster, in the job's folder, with its overrides: srun runs it as a SLURM job step.
+    resume = ["srun", "--partition=debug", "--cpus-per-task=1", "--mem=2G", sys.executable, "-m", "src.train", *args,
+              f"hydra.run.dir={folder}", "ckpt_path=last"]
+    proc = subprocess.run(resume, cwd=REPO, env=slurm, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert f"Restoring states from the checkpoint path at {folder}/checkpoints/last.ckpt" in proc.stdout + proc.stderr
+    assert (folder / "metrics.json").exists() and (folder / "checkpoints" / "last.ckpt").exists()
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_a_sweep_runs_each_job_as_a_slurm_job_and_writes_the_summary(slurm, tmp_path, data_dir):
+    proc, folder = sweep("model=lr,lr_l2", "debug=fast", "logger=none", env=slurm, root=tmp_path, data_dir=data_dir)
+    metrics = sorted(folder.glob("*/metrics.json"))
+    assert [json.loads(m.read_text())["method"] for m in metrics] == ["lr", "lr_l2"]  # jobs 0 and 1
+    summary = (folder / "summary.md").read_text()
+    assert "2 jobs" in summary and "model=lr " in summary and "model=lr_l2" in summary
+    assert len(job_ids(folder)) == 2  # two SLURM jobs (one array), logs in <sweep>/.submitit/
+    assert quiet(proc.stdout + proc.stderr), proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_a_failing_job_of_a_slurm_sweep_reaches_the_summary_and_the_sweep_goes_on(slurm, tmp_path, data_dir):
+    proc, folder = sweep("model=lr", "data.calibration=0.1,-1", "debug=fast", "logger=none",
+                         env=slurm, root=tmp_path, data_dir=data_dir, check=False)
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert (folder / "0" / "metrics.json").exists()  # the other job ran
+    summary = (folder / "summary.md").read_text()
+    assert "2 jobs (1 failed)" in summary and "1 (failed)" in summary
+    assert "data.calibration=-1: expected a fraction in [0, 1)" in summary  # the job's error, from its folder
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_two_slurm_tasks_train_with_ddp_and_match_one_process(slurm, tmp_path, data_dir, single_process_val_mae):
+    single_process_val_mae  # the one-process run starts now, in the background
+    proc, folder = sweep("trainer=ddp_sim", "trainer.devices=2", *REFERENCE, env=slurm, root=tmp_path, data_dir=data_dir)
+    (metrics,) = folder.rglob("metrics.json")  # rank 1 joined rank 0's job folder and wrote nothing
+    (job,) = job_ids(folder)
+    logs = (folder / ".submitit" / job / f"{job}_1_log.err").read_text()  # SLURM's task 1
+    assert "Initializing distributed: GLOBAL_RANK: 1, MEMBER: 2/2" in logs
+    assert val_mae(metrics) == pytest.approx(single_process_val_mae(), rel=1e-4)
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_a_job_reaching_its_time_limit_saves_requeues_and_resumes(slurm, time_limit_sweep):
+    """SLURM signals USR1 up to a minute before the limit (here 29-59 s into the job), Lightning saves
+    hpc_ckpt_1.ckpt and requeues the job, which resumes from it in its folder and finishes."""
+    run = time_limit_sweep
+    try:
+        run.driver.wait(timeout=300)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the sweep did not finish:\n{run.log.read_text()[-3000:]}")
+    output = run.log.read_text()
+    assert run.driver.returncode == 0, output[-3000:]
+    (folder,) = list((run.root / "train" / "multirun").iterdir())
+    (job,) = job_ids(folder)
+    logs = "".join(p.read_text() for p in (folder / ".submitit" / job).glob("*_log.*"))
+    assert run.requeued and "Handling auto-requeue signal: 10" in logs and f"Requeued SLURM job: {job}" in logs
+    assert f"Restored all states from the checkpoint at {folder}/0/hpc_ckpt_1.ckpt" in logs
+    assert (folder / "0" / "metrics.json").exists() and "1 jobs" in (folder / "summary.md").read_text()
+    assert not list((folder / "0").glob("hpc_ckpt_*.ckpt"))  # removed once the job ended normally
+    assert quiet(output), output[-2000:]
+
+
+# -- without a cluster: the callback of hydra/launcher=slurm (src/utils/slurm.py) ----------------------
+
+def test_without_accounting_the_sweep_never_runs_sacct(monkeypatch):
+    from submitit.slurm.slurm import SlurmJob
+
+    monkeypatch.setattr(SlurmJob, "watcher", SlurmJob.watcher)  # restored after the test
+    monkeypatch.setattr(slurm_utils, "accounting_storage", lambda: "accounting_storage/none")
+    assert slurm_utils.quiet_sacct() == "no accounting"
+    SlurmJob.watcher.register_job("12")
+    assert SlurmJob.watcher._make_command() is None  # no sacct call, no warning
+    assert SlurmJob.watcher.get_state("12") == "UNKNOWN" and not SlurmJob.watcher.is_done("12")  # result files decide
+
+
+def test_with_accounting_a_failing_sacct_is_reported_once(monkeypatch, caplog):
+    import logging
+
+    logger = logging.getLogger("submitit")
+    monkeypatch.setattr(logger, "filters", [])  # a fresh filter for this test, none left after it
+    monkeypatch.setattr(slurm_utils, "accounting_storage", lambda: "accounting_storage/slurmdbd")
+    assert slurm_utils.quiet_sacct() == "filtered"
+    with caplog.at_level(logging.WARNING, logger="submitit"):
+        for call in (1, 2, 3):
+            logger.warning(f"Call #{call} - Bypassing sacct error Command 'sacct' returned 1., status may be inaccurate.")
+        logger.warning("Bypassing signal SIGTERM")  # other warnings pass
+    messages = [r.getMessage() for r in caplog.records]
+    assert len([m for m in messages if "Bypassing sacct error" in m]) == 1 and "Bypassing signal SIGTERM" in messages
+    assert "repeats not shown" in messages[0]
+
+
+def test_a_job_that_ended_normally_loses_its_requeue_checkpoints(tmp_path):
+    (tmp_path / "hpc_ckpt_1.ckpt").write_text("state")
+    config = OmegaConf.create({"paths": {"output_dir": str(tmp_path)}, "keep_last_checkpoint": False})
+    callback = slurm_utils.SlurmSweep()
+    callback.on_job_end(config, JobReturn(status=JobStatus.COMPLETED))
+    assert (tmp_path / "hpc_ckpt_1.ckpt").exists()  # no metrics.json: not finished, keep the resume state
+    (tmp_path / "metrics.json").write_text("{}")
+    callback.on_job_end(OmegaConf.merge(config, {"keep_last_checkpoint": True}), JobReturn(status=JobStatus.COMPLETED))
+    assert (tmp_path / "hpc_ckpt_1.ckpt").exists()  # kept on request
+    callback.on_job_end(config, JobReturn(status=JobStatus.COMPLETED))
+    assert not (tmp_path / "hpc_ckpt_1.ckpt").exists()

@@ -1,0 +1,35 @@
+"""torchrun, as on a cluster without SLURM: two CPU processes started by torchrun, one run folder, and the
+validation MAE of one process (the README's command, on one node)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.cluster.conftest import REFERENCE, val_mae
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def torchrun() -> list[str]:
+    here = Path(sys.executable).with_name("torchrun")
+    return [str(here)] if here.exists() else [sys.executable, "-m", "torch.distributed.run"]
+
+
+def test_torchrun_with_two_cpu_processes_writes_one_run_and_matches_one_process(tmp_path, data_dir, single_process_val_mae):
+    single_process_val_mae  # the one-process run starts now, in the background
+    run_dir = tmp_path / "train" / "torchrun"  # every process must be told the same folder
+    proc = subprocess.run(
+        [*torchrun(), "--standalone", "--nproc-per-node=2", "-m", "src.train", "trainer=ddp", "trainer.devices=2",
+         *REFERENCE, f"hydra.run.dir={run_dir}", f"paths.output_root={tmp_path}", f"paths.data_dir={data_dir}"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "Initializing distributed: GLOBAL_RANK: 1, MEMBER: 2/2" in proc.stdout + proc.stderr
+    assert list((tmp_path / "train").iterdir()) == [run_dir]  # one run folder
+    (metrics,) = tmp_path.rglob("metrics.json")  # written by rank 0 only
+    assert val_mae(metrics) == pytest.approx(single_process_val_mae(), rel=1e-4)
