@@ -3,7 +3,9 @@
 Every sample has a latent state ``z ~ N(0, I_k)``. Each gene's signal mixes a linear read-out of ``z``
 with a read-out of nonlinear programmes ``tanh(z W + b)``, scaled to unit variance; landmarks and
 targets read different programmes, so the targets are not a linear function of the landmarks. The observed
-value is ``mean_g + spread_g * (signal_g + noise_ratio_g * eps)`` with ``eps ~ N(0, 1)``. Landmarks
+value is ``mean_g + spread_g * (signal_g + noise_ratio_g * eps)`` with ``eps ~ N(0, 1)`` (or, with
+``noise_df``, a Student-t scaled to unit sd; ``unexplained_fraction`` of the targets get the high noise
+ratios ``unexplained_noise``: the GEO-like preset ``data=synthetic_geo``). Landmarks
 carry little noise, so the latent state is recoverable from them; targets carry a per-gene noise level
 that no predictor can explain. Because the signal is nonlinear in ``z``, a nonlinear predictor beats a
 linear one, and because the targets are low-rank, an autoencoder can compress them (the E-GEX premise).
@@ -11,7 +13,8 @@ linear one, and because the targets are low-rank, an autoencoder can compress th
 Values sit on a log2-expression-like scale (gene means 5-10, spreads 0.2-1.5).
 
 The noise floor, the D-GEX MAE (standardised scale, averaged over genes) of the true function, is
-``mean_g sqrt(2/pi) * r_g / sqrt(1 + r_g^2)`` with ``r_g`` the target noise ratio; it is stored in the
+``mean_g E|eps| * r_g / sqrt(1 + r_g^2)`` with ``r_g`` the target noise ratio and ``E|eps| = sqrt(2/pi)``
+for Gaussian noise (see :func:`mean_abs_noise` for the t); it is stored in the
 file's root attribute ``noise_floor_mae``.
 
 The true interaction graph of the landmarks (two landmarks are neighbours when their strongest
@@ -24,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -54,21 +58,53 @@ class SyntheticSpec:
     target_noise: tuple[float, float] = (0.1, 0.5)
     seed: int = 0
     sample_seed: int | None = None  # another cohort of samples from the same genes (None: from seed)
+    # A harder regime (conf/data/synthetic_geo.yaml). The defaults draw nothing extra and leave the data,
+    # the file and its name (key) as they were.
+    noise_df: float | None = None  # Student-t noise with this many degrees of freedom (> 2), same sd; None: Gaussian
+    unexplained_fraction: float = 0.0  # share of targets the landmarks barely explain (noise ratio below)
+    unexplained_noise: tuple[float, float] = (1.0, 2.0)  # per-gene noise sd / signal sd of those targets
 
     def __post_init__(self):
         for name in ("n_samples", "n_landmarks", "n_targets", "latent_dim", "n_programs"):
             if getattr(self, name) < 1:
                 raise InputError(f"synthetic data: {name} must be >= 1, got {getattr(self, name)}")
+        if self.noise_df is not None and not self.noise_df > 2:
+            raise InputError(f"synthetic data: noise_df must be > 2 (finite variance) or null, got {self.noise_df}")
+        if not 0.0 <= self.unexplained_fraction <= 1.0:
+            raise InputError(f"synthetic data: unexplained_fraction must be in [0, 1], got {self.unexplained_fraction}")
 
     def key(self) -> str:
         """A short hash of the spec, used to name and reuse the generated file."""
-        return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+        return hashlib.sha1(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()[:12]
+
+    def as_dict(self) -> dict:
+        """The spec's fields, less the GEO-regime ones left at their defaults (so older specs keep their key)."""
+        out = asdict(self)
+        for name, default in _REGIME_DEFAULTS.items():
+            if out[name] == default:
+                del out[name]
+        return out
 
 
-def noise_floor(noise_ratio: np.ndarray) -> float:
-    """MAE of the true function on the standardised scale, averaged over genes (Gaussian noise)."""
+_REGIME_DEFAULTS = {"noise_df": None, "unexplained_fraction": 0.0, "unexplained_noise": (1.0, 2.0)}
+
+
+def mean_abs_noise(noise_df: float | None = None) -> float:
+    """E|eps| of the unit-variance noise: sqrt(2/pi) for Gaussian noise, else that of a Student-t with
+    ``noise_df`` degrees of freedom scaled by sqrt((df - 2) / df), exactly:
+    2 sqrt(df - 2) Gamma((df + 1) / 2) / (sqrt(pi) (df - 1) Gamma(df / 2))."""
+    if noise_df is None:
+        return float(np.sqrt(2.0 / np.pi))
+    v = float(noise_df)
+    log_ratio = math.lgamma((v + 1) / 2) - math.lgamma(v / 2)
+    return float(2.0 * math.sqrt(v - 2) * math.exp(log_ratio) / (math.sqrt(math.pi) * (v - 1)))
+
+
+def noise_floor(noise_ratio: np.ndarray, noise_df: float | None = None) -> float:
+    """MAE of the true function on the standardised scale, averaged over genes: E|eps| r / sqrt(1 + r^2)
+    (Gaussian noise by default, else unit-variance Student-t noise with ``noise_df`` degrees of freedom)."""
     r = np.asarray(noise_ratio, dtype=np.float64)
-    return float(np.mean(np.sqrt(2.0 / np.pi) * r / np.sqrt(1.0 + r**2)))
+    return float(np.mean(mean_abs_noise(noise_df) * r / np.sqrt(1.0 + r**2)))
 
 
 class _Genes:
@@ -100,6 +136,11 @@ def generate(spec: SyntheticSpec, with_signal: bool = False) -> dict:
     k = spec.latent_dim
     landmarks = _Genes(rng, spec.n_landmarks, spec, spec.landmark_noise)
     targets = _Genes(rng, spec.n_targets, spec, spec.target_noise)
+    if spec.unexplained_fraction > 0:  # a stream of its own: the other draws stay as they were
+        extra = np.random.default_rng([spec.seed, 13])
+        n = int(round(spec.unexplained_fraction * spec.n_targets))
+        chosen = extra.choice(spec.n_targets, size=n, replace=False)
+        targets.noise_ratio[chosen] = extra.uniform(*spec.unexplained_noise, size=n).astype(np.float32)
 
     z_ref = np.random.default_rng(spec.seed + 1).standard_normal((_SCALE_SAMPLES, k)).astype(np.float32)
     for genes in (landmarks, targets):
@@ -111,7 +152,11 @@ def generate(spec: SyntheticSpec, with_signal: bool = False) -> dict:
     blocks, signals = [], []
     for genes in (landmarks, targets):
         signal = genes.signal(z)
-        eps = rng.standard_normal((spec.n_samples, len(genes.mean)), dtype=np.float32)
+        if spec.noise_df is None:
+            eps = rng.standard_normal((spec.n_samples, len(genes.mean)), dtype=np.float32)
+        else:  # Student-t scaled to unit sd
+            eps = rng.standard_t(spec.noise_df, (spec.n_samples, len(genes.mean))).astype(np.float32)
+            eps *= np.float32(np.sqrt((spec.noise_df - 2) / spec.noise_df))
         blocks.append(genes.mean + genes.spread * (signal + genes.noise_ratio * eps))
         if with_signal:
             signals.append(genes.mean + genes.spread * signal)
@@ -130,8 +175,8 @@ def generate(spec: SyntheticSpec, with_signal: bool = False) -> dict:
         },
         "attrs": {
             "source": "gexinfer synthetic generator",
-            "synthetic_spec": json.dumps(asdict(spec)),
-            "noise_floor_mae": noise_floor(targets.noise_ratio),
+            "synthetic_spec": json.dumps(spec.as_dict()),
+            "noise_floor_mae": noise_floor(targets.noise_ratio, spec.noise_df),
         },
     }
     if with_signal:
@@ -171,7 +216,7 @@ def ensure_synthetic_graph(spec: SyntheticSpec, directory: str | Path) -> Path:
         return path
     return write_graph(path, landmark_graph(spec), comment=(
         "The true landmark graph of gexinfer's synthetic data: two landmarks are neighbours when they share\n"
-        f"their strongest nonlinear programme. Spec: {json.dumps(asdict(spec), sort_keys=True)}"
+        f"their strongest nonlinear programme. Spec: {json.dumps(spec.as_dict(), sort_keys=True)}"
     ))
 
 
