@@ -41,7 +41,7 @@ node_state() { timeout 10 sinfo -h -N -n "$NODE" -o %T 2>/dev/null | head -1; }
 
 install() {
   local missing=()
-  for cmd in munged mungekey slurmctld slurmd sinfo sbatch; do
+  for cmd in munged munge unmunge slurmctld slurmd sinfo sbatch srun scontrol; do
     command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
   done
   [[ ${#missing[@]} -eq 0 ]] && return 0
@@ -120,21 +120,23 @@ wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...: until COMMAND succeeds
   return 1
 }
 
-fail_with_logs() {
+fail_with_logs() {  # fail_with_logs [keep]: show the daemons' log tails, stop them unless "keep"
   for log in "$DIR"/log/*.out "$DIR"/log/*.log; do
     [[ -s $log && $log != */apt.log ]] && { echo "--- $log" >&2; tail -15 "$log" >&2; }
   done
-  stop >/dev/null 2>&1
+  [[ ${1:-} == keep ]] || stop >/dev/null 2>&1
   exit 1
 }
 
 munge_ok() { munge -n -S "$MUNGE_SOCKET" | unmunge -S "$MUNGE_SOCKET"; }
 node_idle() { [[ $(node_state) == idle* ]]; }
+node_up() { [[ $(node_state) =~ ^(idle|mixed|allocated|completing) ]]; }  # in use by another session: fine
 
 start() {
   if running; then
+    munge_ok >/dev/null 2>&1 || cannot "not root: the running cluster's munge socket ($MUNGE_SOCKET) is root's"
     say "already running ($CONF)"
-    node_idle || wait_for 60 "node $NODE (idle)" node_idle || fail_with_logs
+    node_up || wait_for 60 "node $NODE (up)" node_up || fail_with_logs keep
     return 0
   fi
   stop >/dev/null 2>&1  # whatever is left of an earlier start

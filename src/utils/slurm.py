@@ -1,12 +1,15 @@
 """SLURM details of ``hydra/launcher=slurm`` (conf/hydra/launcher/slurm.yaml): a Hydra callback.
 
 - **Clusters without accounting** (``AccountingStorageType=accounting_storage/none``): submitit asks
-  ``sacct`` for the jobs' states every few seconds while a sweep waits, and every call fails, printing
-  ``Slurm accounting storage is disabled`` and submitit's ``Bypassing sacct error ..., status may be
-  inaccurate`` (three times: two submitit handlers and Hydra's). ``sacct`` can never answer there, so
-  the sweep stops asking (submitit's ``SlurmJob.watcher``, in ``submitit/slurm/slurm.py``); a job is
-  then done when its result file appears, which is all submitit learned anyway. Where accounting is
-  configured but ``sacct`` fails (``slurmdbd`` down), the first warning is shown, its repeats are not.
+  ``sacct`` for the jobs' states every few seconds while a sweep waits (``SlurmJob.watcher``, in
+  ``submitit/slurm/slurm.py``), and there every call fails, printing ``Slurm accounting storage is
+  disabled`` and submitit's ``Bypassing sacct error ..., status may be inaccurate`` (three times: two
+  submitit handlers and Hydra's). The sweep then never learns that a job ended without writing its
+  result (cancelled, killed, a task that crashed) and waits for it forever. Here the sweep asks
+  ``squeue`` instead, which works without accounting: quiet, and a job that slurmctld no longer lists
+  has ended, so such a job ends the wait with submitit's error and the job's stderr, as with
+  accounting. Where accounting is configured but ``sacct`` fails (``slurmdbd`` down), submitit's first
+  warning is shown, its repeats are not.
 - **Requeue before the time limit**: the launcher asks SLURM for ``SIGUSR1`` ``signal_delay_s``
   before the time limit (``--signal=USR1@...``, conf/hydra/launcher/slurm.yaml), Lightning's own
   signal (its ``SLURMEnvironment``, auto-requeue on by default), on which Lightning saves ``hpc_ckpt_<n>.ckpt`` in the job's folder and runs ``scontrol
@@ -18,6 +21,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -66,23 +70,40 @@ class _RepeatedSacctErrors(logging.Filter):
 
 def quiet_sacct() -> str:
     """Keep submitit's state polling off the terminal (see the module docstring); idempotent, for this
-    process. Returns what was done: ``"no accounting"`` (sacct not polled) or ``"filtered"``."""
+    process. Returns what was done: ``"no accounting"`` (squeue polled) or ``"filtered"``."""
     logger = logging.getLogger("submitit")
     if not any(isinstance(f, _RepeatedSacctErrors) for f in logger.filters):
         logger.addFilter(_RepeatedSacctErrors())
     if accounting_storage() != NO_ACCOUNTING:
         return "filtered"
-    if not isinstance(SlurmJob.watcher, _NoSacctWatcher):
-        SlurmJob.watcher = _NoSacctWatcher(delay_s=SlurmJob.watcher._delay_s)
+    if not isinstance(SlurmJob.watcher, _SqueueWatcher):
+        SlurmJob.watcher = _SqueueWatcher(delay_s=SlurmJob.watcher._delay_s)
     return "no accounting"
 
 
-class _NoSacctWatcher(SlurmInfoWatcher):
-    """submitit's job-state watcher for a cluster without accounting: never runs ``sacct`` (it cannot
-    answer), so job states stay unknown and a job is done when its result file exists."""
+class _SqueueWatcher(SlurmInfoWatcher):
+    """submitit's job-state watcher, with ``squeue`` instead of ``sacct`` (a cluster without accounting).
+    slurmctld lists a job while it is pending, running or requeued, and with its final state for
+    ``MinJobAge`` seconds after it ended; a registered job it no longer lists has ended (``ENDED``)."""
 
-    def _make_command(self):
-        return None
+    ENDED = "ENDED"
+
+    def _make_command(self) -> list[str] | None:
+        if not self._registered - self._finished:
+            return None
+        return ["squeue", "--noheader", "--array", "--states=all", "--format=%i|%T|%N", f"--user={os.getuid()}"]
+
+    def read_info(self, string: bytes | str) -> dict[str, dict[str, str]]:
+        text = string.decode() if isinstance(string, bytes) else string
+        info = {}
+        for line in text.splitlines():
+            job_id, _, rest = line.strip().partition("|")
+            state, _, nodes = rest.partition("|")
+            if job_id:
+                info[job_id] = {"JobID": job_id, "State": state.split()[0] if state else "UNKNOWN", "NodeList": nodes}
+        for job_id in self._registered - self._finished:
+            info.setdefault(job_id, {"JobID": job_id, "State": self.ENDED, "NodeList": ""})
+        return info
 
 
 def remove_hpc_checkpoints(run_dir: Path) -> list[Path]:
@@ -100,8 +121,7 @@ class SlurmSweep(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         if quiet_sacct() == "no accounting":
-            log.info("SLURM accounting is off (%s): job states come from the jobs' result files, sacct is not polled",
-                     NO_ACCOUNTING)
+            log.info("SLURM accounting is off (%s): job states come from squeue, not sacct", NO_ACCOUNTING)
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         if job_return.status != JobStatus.COMPLETED or config.get("keep_last_checkpoint", False):

@@ -1,9 +1,10 @@
 """`hydra/launcher=slurm` on a real one-node SLURM cluster (scripts/slurm_local.sh): CPU tasks only.
 
-A job cancelled mid-training and resumed, a sweep, a failing job in a sweep, a two-task DDP job and
-a job requeued before its time limit. Each submits through submitit exactly as on a cluster; the
-cluster has no accounting (no slurmdbd), like many small ones, so these also check that a sweep's
-terminal stays free of submitit's sacct errors.
+A job cancelled mid-training (its sweep stops) and resumed, a sweep, a failing job in a sweep, a
+two-task DDP job and a job requeued before its time limit. Each submits through submitit exactly as
+on a cluster; the cluster has no accounting (no slurmdbd), like many small ones, so these also check
+that a sweep's terminal stays free of submitit's sacct errors. The tests at the end need no cluster:
+the callback of hydra/launcher=slurm (src/utils/slurm.py) on its own.
 
 The time-limit job must run about a minute before SLURM signals it, mostly waiting (its first run
 sleeps after each step), so it is started with the first test and checked by the last one; the other
@@ -21,14 +22,12 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 
 from src.utils import slurm as slurm_utils
 from tests.cluster.conftest import REFERENCE, SLOW, train, val_mae
 from tests.conftest import REPO
-
 
 # One CPU task per job (GPUs: none), small memory: what the one-node cluster has.
 ON_SLURM = ["hydra/launcher=slurm", "hydra.launcher.partition=debug", "hydra.launcher.gpus_per_node=0",
@@ -108,12 +107,15 @@ def time_limit_sweep(slurm, tmp_path_factory, data_dir):
 
 @pytest.mark.cluster
 @pytest.mark.slow
-def test_a_job_cancelled_mid_training_resumes_from_last_in_its_folder(slurm, tmp_path, data_dir, time_limit_sweep):
+def test_a_job_cancelled_mid_training_ends_the_sweep_and_resumes_from_last_in_its_folder(
+        slurm, tmp_path, data_dir, time_limit_sweep):
     time_limit_sweep  # started now: it runs while this test and the next ones do
     args = ["model=dgex", "debug=fast", "logger=none", "keep_last_checkpoint=true", SLOW, "+callbacks.slow.seconds=0.1",
             f"paths.output_root={tmp_path}", f"paths.data_dir={data_dir}"]
-    driver = subprocess.Popen([sys.executable, "-m", "src.train", "-m", *ON_SLURM, *args], cwd=REPO, env=slurm,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "sweep.log"
+    with open(log, "w") as out:
+        driver = subprocess.Popen([sys.executable, "-m", "src.train", "-m", *ON_SLURM, *args], cwd=REPO, env=slurm,
+                                  stdout=out, stderr=subprocess.STDOUT)
     try:
         last = wait_until(lambda: next(tmp_path.glob("train/multirun/*/0/checkpoints/last.ckpt"), None), 180,
                           "the first epoch's last.ckpt")
@@ -122,17 +124,22 @@ def test_a_job_cancelled_mid_training_resumes_from_last_in_its_folder(slurm, tmp
         subprocess.run(["scancel", job], env=slurm, check=True)
         wait_until(lambda: not squeue(slurm, job), 60, f"job {job} to end")
         assert not (folder / "metrics.json").exists()  # cancelled mid-training
+        # Resume on the cluster, in the job's folder, with its overrides (srun: a SLURM job of one step),
+        # while the sweep learns from squeue that its job ended without a result and stops.
+        resume = subprocess.Popen(
+            ["srun", "--partition=debug", "--cpus-per-task=1", "--mem=2G", sys.executable, "-m", "src.train", *args,
+             f"hydra.run.dir={folder}", "ckpt_path=last"],
+            cwd=REPO, env=slurm, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        output = resume.communicate(timeout=240)[0]
+        assert driver.wait(timeout=120) == 1
+        assert "has not produced any output (state: CANCELLED)" in log.read_text(), log.read_text()[-3000:]
     finally:
-        # Without accounting submitit never learns that a cancelled job ended: the sweep would wait.
-        driver.terminate()
-        driver.wait(timeout=30)
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
         cancel(slurm, tmp_path)
-    # Resume on the cluster, in the job's folder, with its overrides: srun runs it as a SLURM job step.
-    resume = ["srun", "--partition=debug", "--cpus-per-task=1", "--mem=2G", sys.executable, "-m", "src.train", *args,
-              f"hydra.run.dir={folder}", "ckpt_path=last"]
-    proc = subprocess.run(resume, cwd=REPO, env=slurm, capture_output=True, text=True, timeout=240)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert f"Restoring states from the checkpoint path at {folder}/checkpoints/last.ckpt" in proc.stdout + proc.stderr
+    assert resume.returncode == 0, output[-3000:]
+    assert f"Restoring states from the checkpoint path at {folder}/checkpoints/last.ckpt" in output
     assert (folder / "metrics.json").exists() and (folder / "checkpoints" / "last.ckpt").exists()
 
 
@@ -196,15 +203,20 @@ def test_a_job_reaching_its_time_limit_saves_requeues_and_resumes(slurm, time_li
 
 # -- without a cluster: the callback of hydra/launcher=slurm (src/utils/slurm.py) ----------------------
 
-def test_without_accounting_the_sweep_never_runs_sacct(monkeypatch):
+def test_without_accounting_the_sweep_asks_squeue_and_sees_jobs_that_ended(monkeypatch):
     from submitit.slurm.slurm import SlurmJob
 
     monkeypatch.setattr(SlurmJob, "watcher", SlurmJob.watcher)  # restored after the test
     monkeypatch.setattr(slurm_utils, "accounting_storage", lambda: "accounting_storage/none")
     assert slurm_utils.quiet_sacct() == "no accounting"
-    SlurmJob.watcher.register_job("12")
-    assert SlurmJob.watcher._make_command() is None  # no sacct call, no warning
-    assert SlurmJob.watcher.get_state("12") == "UNKNOWN" and not SlurmJob.watcher.is_done("12")  # result files decide
+    watcher = SlurmJob.watcher
+    for job in ("7_0", "7_1", "7_2", "8"):
+        watcher.register_job(job)
+    assert watcher._make_command()[0] == "squeue"  # never sacct
+    watcher._info_dict.update(watcher.read_info(b"7_0|RUNNING|vm\n7_1|CANCELLED|vm\n7_2|PENDING|\n"))
+    states = {job: watcher.get_state(job, mode="cache") for job in ("7_0", "7_1", "7_2", "8")}
+    assert states == {"7_0": "RUNNING", "7_1": "CANCELLED", "7_2": "PENDING", "8": "ENDED"}  # 8: no longer listed
+    assert [watcher.is_done(job, mode="cache") for job in states] == [False, True, False, True]
 
 
 def test_with_accounting_a_failing_sacct_is_reported_once(monkeypatch, caplog):
