@@ -103,18 +103,18 @@ CASES = {
                                   ["no_landmark.gctx", "p1_at", "missing_landmarks=impute"]),
     "predict_unknown_format": (lambda f: predicting(f, "dat", f"input={f['dat']}"), ["profiles.dat", "input_format=gctx"]),
 }
-# Hints pasted back onto the command that printed them: the command then runs to its end.
+# Hints pasted back onto the command that printed them (composed by Hydra as the command line is, run in
+# the process): the command then runs to its end.
 PASTED = {
-    "train_table_orientation": "+data.source.reader_options.orientation=features_in_rows",
-    "predict_missing_landmarks": "missing_landmarks=impute",
+    "train_table_orientation": ("train", "+data.source.reader_options.orientation=features_in_rows"),
+    "predict_missing_landmarks": ("predict", "missing_landmarks=impute"),
 }
 
 
 @pytest.fixture(scope="module")
 def outcomes(files) -> dict[str, subprocess.CompletedProcess]:
-    """Every case, and every pasted hint, run once (concurrently)."""
+    """Every case run once (concurrently)."""
     jobs = {name: command(files) for name, (command, _) in CASES.items()}
-    jobs |= {f"{name}+pasted": (*CASES[name][0](files), fix) for name, fix in PASTED.items()}
     jobs["full_error"] = training(files, "data.batch_size=abc")
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 2)) as pool:
         futures = {name: pool.submit(cli, *args, env={"HYDRA_FULL_ERROR": "1"} if name == "full_error" else None)
@@ -134,9 +134,20 @@ def test_bad_input_prints_one_message_naming_the_file_or_key_and_exits_1(outcome
 
 
 @pytest.mark.parametrize("case", list(PASTED))
-def test_the_suggested_fix_pasted_onto_the_command_line_is_a_valid_override_that_works(outcomes, case):
-    proc = outcomes[f"{case}+pasted"]
-    assert proc.returncode == 0, output(proc)[-3000:]
+def test_the_suggested_fix_pasted_onto_the_command_line_is_a_valid_override_that_works(outcomes, files, tmp_path, case):
+    task, fix = PASTED[case]
+    assert fix in outcomes[case].stderr  # what the failing command said
+    command = [a for a in CASES[case][0](files)[1:] if not a.startswith(("paths.output_root=", "output="))]
+    cfg = compose_config(task, tmp_path, [*command, fix, f"output={tmp_path / 'out.h5ad'}"][: None if task == "predict" else -1],
+                         files["root"] / "data")
+    if task == "train":
+        from src.train import train
+
+        assert train(cfg)["test/mae"] > 0
+    else:
+        from src.predict import predict
+
+        assert predict(cfg)[0].is_file()
 
 
 def test_hydra_full_error_shows_the_traceback(outcomes):
