@@ -21,6 +21,7 @@ from src.models.calibration import calibrate_run
 from src.reporting.wandb_log import log_per_gene
 from src.utils.config import choose_strategy, plain_config, resolve_ckpt_path, save_config, validate_config
 from src.utils.ddp_launch import ranks_run_this_job, wait_for_ranks
+from src.utils.precision import apply_precision
 from src.utils.instantiate import instantiate_all
 from src.utils.loggers import closing, configure_wandb
 from src.utils.results import record_failure, save_results, save_splits, scalar_metrics, show_results
@@ -92,6 +93,7 @@ def build(cfg: DictConfig, datamodule=None, callbacks: list = ()) -> Run:
     datamodule = datamodule or build_datamodule(cfg)
     model = build_model(cfg, datamodule)
     choose_strategy(cfg, model)
+    apply_precision(cfg)
     save_config(cfg)
     loggers = instantiate_all(cfg.get("logger"))
     return Run(cfg, datamodule, model, build_trainer(cfg, loggers, callbacks), loggers, ckpt_path)

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from src.common.atomic import atomic_path
 from src.common.errors import InputError
 from src.common.progress import is_first_process
+from src.utils import precision as _precision  # noqa: F401  (registers ${auto_precision:...}, conf/trainer)
 
 # -- what a value may be --------------------------------------------------------------------------------
 

@@ -1,0 +1,118 @@
+"""The training precision by default: ``bf16-mixed`` where the hardware runs bf16 natively, else ``32-true``.
+
+``conf/trainer/default.yaml`` sets ``precision: ${auto_precision:${.accelerator}}``; the resolver (registered
+when this module is imported, as :mod:`src.utils.config` does) chooses by the device the run trains on:
+
+- a CUDA GPU with native bf16 (``torch.cuda.is_bf16_supported(including_emulation=False)``: Ampere and later);
+- a CPU with AMX or AVX-512 BF16 (``amx_bf16`` / ``avx512_bf16`` in ``/proc/cpuinfo``) that torch runs at its
+  AVX-512 level (``torch.backends.cpu.get_cpu_capability()``) with oneDNN;
+- anything else (older GPUs, CPUs without bf16 instructions, Apple MPS): ``32-true``.
+
+Mixed precision keeps the weights, gradients and optimizer state in fp32; matrix products run in bf16.
+:func:`apply_precision` (called by ``src.train.build``) writes the chosen value into ``cfg.trainer.precision``,
+so the saved config says what ran, and logs it in one line. An explicit ``trainer.precision=...`` is kept
+as given (``trainer.precision=auto`` asks for the automatic choice too).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+log = logging.getLogger(__name__)
+
+RESOLVER = "auto_precision"
+BF16, FP32 = "bf16-mixed", "32-true"
+#: ``/proc/cpuinfo`` flags of CPUs that run bf16 matrix products natively.
+CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+CPUINFO = Path("/proc/cpuinfo")
+
+
+def cpu_flags(cpuinfo: Path | None = None) -> set[str]:
+    """The CPU's feature flags (x86 ``flags``, Arm ``Features``) from ``/proc/cpuinfo``; empty where there is none."""
+    try:
+        text = Path(cpuinfo or CPUINFO).read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return set(value.split())
+    return set()
+
+
+def cpu_bf16(flags: set[str] | None = None, capability: str | None = None) -> tuple[bool, str]:
+    """Whether this CPU runs bf16 natively, and why (``flags`` and ``capability`` default to this machine's)."""
+    import torch
+
+    flags = cpu_flags() if flags is None else flags
+    have = [f for f in CPU_BF16_FLAGS if f in flags]
+    if not have:
+        return False, "CPU without AMX or AVX-512 BF16"
+    capability = torch.backends.cpu.get_cpu_capability() if capability is None else capability
+    if "AVX512" not in capability.upper() or not torch.backends.mkldnn.is_available():
+        return False, f"CPU with {'/'.join(have)}, but torch runs it at {capability} (bf16 would be emulated)"
+    return True, f"CPU with {'/'.join(have)}"
+
+
+def cuda_bf16() -> tuple[bool, str]:
+    """Whether the current CUDA device runs bf16 natively (not emulated), and its name."""
+    import torch
+
+    name = torch.cuda.get_device_name()
+    if torch.cuda.is_bf16_supported(including_emulation=False):
+        return True, f"CUDA {name} with native bf16"
+    return False, f"CUDA {name} without native bf16"
+
+
+@functools.cache
+def _choose(accelerator: str) -> tuple[str, str]:
+    import torch
+
+    accelerator = str(accelerator or "auto").lower()
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            return FP32, "no CUDA device"
+        native, why = cuda_bf16()
+    elif accelerator in ("auto", "cpu"):
+        native, why = cpu_bf16()
+    else:  # mps, tpu, ...: not measured here
+        native, why = False, f"accelerator {accelerator}"
+    return (BF16 if native else FP32), why
+
+
+def choose_precision(accelerator: str = "auto") -> tuple[str, str]:
+    """``(precision, reason)`` for training on ``accelerator`` (``auto``, ``cpu``, ``gpu``/``cuda``, ...) here."""
+    return _choose(str(accelerator))
+
+
+def _resolve(accelerator: str = "auto") -> str:
+    return choose_precision(accelerator)[0]
+
+
+OmegaConf.register_new_resolver(RESOLVER, _resolve, replace=True)
+
+
+def is_automatic(cfg: DictConfig) -> bool:
+    """Whether ``cfg.trainer.precision`` is left to :func:`choose_precision` (the default, or ``auto``)."""
+    raw = OmegaConf.to_container(cfg.trainer, resolve=False).get("precision", "auto")
+    return raw is None or str(raw) == "auto" or f"${{{RESOLVER}:" in str(raw)
+
+
+def apply_precision(cfg: DictConfig) -> str:
+    """Write the precision this run trains in into ``cfg.trainer.precision`` (the automatic choice, unless one
+    was given) and log it in one line; returns it."""
+    if "trainer" not in cfg:
+        return FP32
+    if is_automatic(cfg):
+        precision, why = choose_precision(cfg.trainer.get("accelerator", "auto"))
+        note = f"automatic: {why}" + ("; trainer.precision=32-true for fp32" if precision != FP32 else "")
+    else:
+        precision, note = str(cfg.trainer.precision), "as configured"
+    with open_dict(cfg):
+        cfg.trainer.precision = precision
+    log.info("Training precision: %s (%s)", precision, note)
+    return precision

@@ -1,0 +1,126 @@
+"""The default training precision: bf16-mixed where the hardware runs bf16 natively, else 32-true."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+from src.utils import precision as P
+
+X86 = "processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: fpu sse2 avx2 avx512f avx512bw {extra}\n\nprocessor\t: 1\n"
+
+
+@pytest.fixture(autouse=True)
+def fresh_choice():
+    P._choose.cache_clear()
+    yield
+    P._choose.cache_clear()
+
+
+@pytest.fixture
+def cpu(monkeypatch, tmp_path):
+    """``cpu(flags, capability)``: this machine has no GPU, a CPU with ``flags`` that torch runs at ``capability``."""
+
+    def make(extra: str, capability: str = "AVX512"):
+        info = tmp_path / "cpuinfo"
+        info.write_text(X86.format(extra=extra))
+        monkeypatch.setattr(P, "CPUINFO", info)
+        monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+        P._choose.cache_clear()
+
+    return make
+
+
+@pytest.fixture
+def gpu(monkeypatch):
+    """``gpu(native)``: a CUDA device that runs bf16 natively or not."""
+
+    def make(native: bool):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "Fake GPU")
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: native or including_emulation)
+        P._choose.cache_clear()
+
+    return make
+
+
+@pytest.mark.parametrize("extra, capability, expected", [
+    ("amx_bf16 amx_tile", "AVX512", "bf16-mixed"),    # Sapphire Rapids and later
+    ("avx512_bf16", "AVX512", "bf16-mixed"),          # Cooper Lake, Zen 4
+    ("avx512_vnni", "AVX512", "32-true"),             # AVX-512 without bf16: emulated, slower than fp32
+    ("amx_bf16 avx512_bf16", "AVX2", "32-true"),      # torch held at AVX2 (ATEN_CPU_CAPABILITY): bf16 emulated
+    ("", "AVX2", "32-true"),
+])
+def test_a_cpu_trains_in_bf16_only_with_native_bf16_instructions(cpu, extra, capability, expected):
+    cpu(extra, capability)
+    assert P.choose_precision("auto")[0] == expected
+    assert P.choose_precision("cpu")[0] == expected
+
+
+def test_cpu_flags_come_from_proc_cpuinfo_and_a_missing_file_means_none(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text(X86.format(extra="amx_bf16"))
+    assert {"avx512f", "amx_bf16"} <= P.cpu_flags(info)
+    arm = tmp_path / "arm"
+    arm.write_text("processor\t: 0\nFeatures\t: fp asimd bf16 sve\n")
+    assert "bf16" in P.cpu_flags(arm)
+    assert P.cpu_flags(tmp_path / "absent") == set()
+
+
+@pytest.mark.parametrize("native, expected", [(True, "bf16-mixed"), (False, "32-true")])
+def test_a_gpu_trains_in_bf16_only_where_it_runs_bf16_natively(gpu, native, expected):
+    gpu(native)
+    assert P.choose_precision("auto") == (expected, f"CUDA Fake GPU {'with' if native else 'without'} native bf16")
+    assert P.choose_precision("gpu")[0] == P.choose_precision("cuda")[0] == expected
+
+
+def test_the_device_trained_on_decides(cpu, monkeypatch):
+    cpu("")  # a CPU without bf16 ...
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # ... beside a GPU with it
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "Fake GPU")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert P.choose_precision("auto")[0] == "bf16-mixed"
+    assert P.choose_precision("cpu")[0] == "32-true"
+    assert P.choose_precision("mps")[0] == "32-true"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    P._choose.cache_clear()
+    assert P.choose_precision("gpu") == ("32-true", "no CUDA device")
+
+
+def test_the_config_default_resolves_and_the_run_writes_what_it_chose(train_config, cpu, caplog):
+    cpu("amx_bf16")
+    cfg = train_config()
+    assert P.is_automatic(cfg) and cfg.trainer.precision == "bf16-mixed"  # resolved wherever it is read
+    with caplog.at_level(logging.INFO, logger="src.utils.precision"):
+        assert P.apply_precision(cfg) == "bf16-mixed"
+    assert not P.is_automatic(cfg) and cfg.trainer.precision == "bf16-mixed"  # a value now, as saved
+    assert [r.getMessage() for r in caplog.records] == [
+        "Training precision: bf16-mixed (automatic: CPU with amx_bf16; trainer.precision=32-true for fp32)"]
+    cpu("")
+    assert train_config().trainer.precision == "32-true"
+    assert train_config("trainer.accelerator=cpu").trainer.precision == "32-true"
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    (["trainer.precision=32-true"], "32-true"),
+    (["trainer.precision=bf16-mixed"], "bf16-mixed"),
+    (["trainer.precision=auto"], "bf16-mixed"),
+    (["experiment=dgex"], "32-true"),          # the paper recipes stay fp32, bit-reproducible
+    (["experiment=dgex_grid"], "32-true"),
+    (["experiment=egex_staged"], "32-true"),
+])
+def test_an_explicit_precision_is_kept(train_config, cpu, overrides, expected):
+    cpu("amx_bf16")
+    cfg = train_config(*overrides)
+    assert P.apply_precision(cfg) == expected and cfg.trainer.precision == expected
+
+
+def test_the_trainer_is_built_with_the_chosen_precision(train_config, cpu):
+    import hydra
+
+    cpu("avx512_bf16")
+    trainer = hydra.utils.instantiate(train_config("logger=none").trainer, logger=False)
+    assert trainer.precision == "bf16-mixed"
