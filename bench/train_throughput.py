@@ -482,7 +482,7 @@ def report(rows: list[dict], peaks: dict, data: dict, allocator: dict | None, ar
             + ", ".join(f"{r['extra_ms']:+.2f} ms wall, {r['extra_cpu_ms']:+.2f} ms CPU ({r['precision']})" for r in tiny)
             + "; the goal is under 1 ms. What remains is Lightning's loop (about a dozen LightningModule hooks and six"
             " callback hooks per step, the optimizer closure, the data fetcher) and `ExpressionModel.accumulate_train`'s"
-            " sums on the device (the epoch's loss and absolute error, for `train/loss_epoch` and `train/mae`). Nothing"
+            " sums on the device (the epoch's loss, and the absolute error on an eighth of each batch, for `train/loss` and `train/mae`). Nothing"
             " is read back from the device in a step except every `trainer.log_every_n_steps` steps (50 by default),"
             " when `train/loss_step` is logged; the progress bar then shows a host value and never waits for the"
             " device. CPU time is the process's (all threads) over the same steps: on a shared machine the wall time"

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
+from src.common.errors import InputError
 from src.data.io.gctx import read_matrix, write_gctx
 from src.data.io.matrix import open_matrix
 from src.models.checkpoint import load_model
@@ -323,3 +324,17 @@ def test_gene_symbols_row_metadata_ids_and_transposed_files(tmp_path, gpl96):
     anndata.AnnData(landmarks.T, obs=pd.DataFrame(index=lm.symbols), var=pd.DataFrame(index=list(header.sample_ids))).write_h5ad(transposed)
     with pytest.raises(ValueError, match=r"transposed.h5ad: 943 of the model's landmarks are among the file's sample ids.*transposed"):
         _predict(tmp_path, ckpt, transposed, tmp_path / "t.h5ad")
+
+
+def test_intervals_or_reliable_genes_from_a_checkpoint_without_calibration_are_refused(tmp_path, trained):
+    _, landmarks, samples, space, _ = trained
+    cfg = compose_config("train", tmp_path, ["model=lr", "debug=fast", "logger=none", "data.calibration=0"], tmp_path / "data")
+    train(cfg)
+    ckpt = f"{cfg.paths.output_dir}/checkpoints/best.ckpt"
+    assert load_model(ckpt).trust is None
+    source = _write_input(tmp_path / "in.h5ad", landmarks, samples, list(space.landmark_ids))
+    for option in ("interval=0.9", "genes=reliable"):
+        with pytest.raises(InputError, match="holds no calibration.*data.calibration=0.1.*interval=null genes=all"):
+            _predict(tmp_path, ckpt, source, tmp_path / "out.h5ad", option)
+        assert not (tmp_path / "out.h5ad").exists()
+    assert _predict(tmp_path, ckpt, source, tmp_path / "out.h5ad")  # without them it predicts

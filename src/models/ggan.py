@@ -75,8 +75,8 @@ class GGAN(ExpressionModel):
       updated ``D``.
 
     Training uses Lightning's manual optimisation (two optimisers). ``train/loss`` is the generator's total
-    loss, ``train/d_loss`` the discriminator's; ``train/reconstruction``, ``train/adversarial`` and
-    ``train/consistency`` are its terms (per epoch). ``trainer.global_step`` counts batches, as for every
+    loss, ``train/d_loss`` the discriminator's (per epoch, and ``_step`` every ``trainer.log_every_n_steps``
+    steps); ``train/reconstruction``, ``train/adversarial`` and ``train/consistency`` are its terms (per epoch). ``trainer.global_step`` counts batches, as for every
     other model (Lightning would count both optimisers' steps, so the discriminator's step is taken
     through the strategy without being counted). The discriminator is part of the checkpoints, so a run
     resumes with both networks and both optimisers; it never takes part in a prediction. ``model.loss``
@@ -190,14 +190,8 @@ class GGAN(ExpressionModel):
         self.manual_backward(g_loss)
         opt_g.step()
 
-        with torch.no_grad():
-            self._train_abs_error[0] += (pred.detach() - y).abs().sum()
-            self._train_abs_error[1] += y.numel()
-        batch_size = len(y)
-        self.log("train/loss", g_loss.detach(), on_step=True, on_epoch=True, prog_bar=True, batch_size=batch_size, sync_dist=True)
-        self.log("train/d_loss", d_loss.detach(), on_step=True, on_epoch=True, prog_bar=True, batch_size=batch_size, sync_dist=True)
-        for name, value in terms.items():
-            self.log(f"train/{name}", value.detach(), on_step=False, on_epoch=True, batch_size=batch_size, sync_dist=True)
+        self.accumulate_train(pred, y, loss=g_loss, d_loss=d_loss, **terms)
+        self.log_train_step(loss=g_loss, d_loss=d_loss)
         return g_loss.detach()
 
     def on_train_epoch_start(self) -> None:
