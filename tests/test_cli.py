@@ -111,13 +111,25 @@ def test_eval_command_line(tmp_path, data_dir):
 
 
 def test_one_command_runs_the_whole_comparison_and_writes_the_report(tmp_path, data_dir):
-    run("-m", "src.train", "experiment=compare", "debug=fast",
+    run("-m", "src.train", "experiment=compare", "debug=fast", "seed=12345",  # one seed here
         f"paths.output_root={tmp_path}", f"paths.data_dir={data_dir}", timeout=400)
     (sweep,) = list((tmp_path / "compare").iterdir())
     report = (sweep / "report.md").read_text()
-    for method in ("lr", "lr_l2", "lr_l1", "knn", "dgex", "egex"):
+    for method in ("lr", "lr_l2", "lr_l1", "knn", "dgex", "egex", "taaf", "resmlp", "ggan", "ncnn"):
         assert f"| {method} |" in report
     assert (sweep / "synthetic_scatter_vs_lr.png").exists()
+
+
+def test_the_comparison_runs_every_method_over_its_seeds_and_reports_spreads_and_p_values(tmp_path, data_dir):
+    run("-m", "src.train", "experiment=compare", "debug=fast", "model=lr,dgex",
+        f"paths.output_root={tmp_path}", f"paths.data_dir={data_dir}", timeout=400)
+    (sweep,) = list((tmp_path / "compare").iterdir())
+    assert len(metrics_files(sweep)) == 6  # 2 methods x the 3 default seeds
+    report = (sweep / "report.md").read_text()
+    assert "### Over seeds and folds" in report and "p, Wilcoxon vs" in report
+    row = next(line for line in report.splitlines() if line.startswith("| dgex | 3 |") or line.startswith("| lr | 3 |"))
+    assert "±" in row
+    assert (sweep / "synthetic_mae_over_runs.png").exists()
 
 
 def test_ddp_inside_a_multirun_runs_each_job_once_with_the_metrics_of_a_single_run(tmp_path, data_dir):
