@@ -58,8 +58,8 @@ class ExpressionModel(L.LightningModule):
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
-        # The epoch's training sums, kept on the device and read back once per epoch (on_train_epoch_end):
-        # "abs_error" (for train/mae) and each loss term times its batch size; the counts are known on the host.
+        # The epoch's training sums, kept on the device and logged at its end (on_train_epoch_end): "abs_error"
+        # (for train/mae) and each loss term times its batch size; the counts are known on the host.
         self._train_sums: dict[str, torch.Tensor] = {}
         self._train_counts = {"values": 0, "samples": 0}
         self.val_metrics = GeneMetrics(n_outputs)

@@ -76,11 +76,12 @@ class GGAN(ExpressionModel):
 
     Training uses Lightning's manual optimisation (two optimisers). ``train/loss`` is the generator's total
     loss, ``train/d_loss`` the discriminator's (per epoch, and ``_step`` every ``trainer.log_every_n_steps``
-    steps); ``train/reconstruction``, ``train/adversarial`` and ``train/consistency`` are its terms (per epoch). ``trainer.global_step`` counts batches, as for every
-    other model (Lightning would count both optimisers' steps, so the discriminator's step is taken
-    through the strategy without being counted). The discriminator is part of the checkpoints, so a run
-    resumes with both networks and both optimisers; it never takes part in a prediction. ``model.loss``
-    (the framework's loss) is not what GGAN trains on: its generator loss is the one above.
+    steps); ``train/reconstruction``, ``train/adversarial`` and ``train/consistency`` are its terms (per
+    epoch). ``trainer.global_step`` counts batches, as for every other model (Lightning would count both
+    optimisers' steps, so the discriminator's step is taken through the strategy without being counted).
+    The discriminator is part of the checkpoints, so a run resumes with both networks and both optimisers;
+    it never takes part in a prediction. ``model.loss`` (the framework's loss) is not what GGAN trains on:
+    its generator loss is the one above.
 
     Args:
         widths, activation, dropout: the generator, as :class:`~src.models.networks.mlp.MLP`.
