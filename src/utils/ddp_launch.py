@@ -77,7 +77,7 @@ def ranks_run_this_job(cfg: DictConfig) -> Iterator[None]:
             dist.destroy_process_group()
 
 
-def wait_for_ranks(trainer, timeout: float = 600.0, grace: float = 10.0) -> None:
+def wait_for_ranks(trainer, timeout: float = 600.0, grace: float = 3.0) -> None:
     """Wait until the extra ranks Lightning started for this job have exited (they finish with rank 0).
 
     Called in a ``finally`` while an error is on its way out of this process (a bad input, a failed job

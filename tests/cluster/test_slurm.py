@@ -1,6 +1,6 @@
 """`hydra/launcher=slurm` on a real one-node SLURM cluster (scripts/slurm_local.sh): CPU tasks only.
 
-A job cancelled mid-training (its sweep stops) and resumed, a sweep, a failing job in a sweep, a
+A job cancelled mid-training (its sweep stops) and resumed, a sweep with failing jobs, a
 two-task DDP job and a job requeued before its time limit. Each submits through submitit exactly as
 on a cluster; the cluster has no accounting (no slurmdbd), like many small ones, so these also check
 that a sweep's terminal stays free of submitit's sacct errors. The tests at the end need no cluster:
@@ -145,26 +145,19 @@ def test_a_job_cancelled_mid_training_ends_the_sweep_and_resumes_from_last_in_it
 
 @pytest.mark.cluster
 @pytest.mark.slow
-def test_a_sweep_runs_each_job_as_a_slurm_job_and_writes_the_summary(slurm, tmp_path, data_dir):
-    proc, folder = sweep("model=lr,lr_l2", "debug=fast", "logger=none", env=slurm, root=tmp_path, data_dir=data_dir)
-    metrics = sorted(folder.glob("*/metrics.json"))
-    assert [json.loads(m.read_text())["method"] for m in metrics] == ["lr", "lr_l2"]  # jobs 0 and 1
-    summary = (folder / "summary.md").read_text()
-    assert "2 jobs" in summary and "model=lr " in summary and "model=lr_l2" in summary
-    assert len(job_ids(folder)) == 2  # two SLURM jobs (one array), logs in <sweep>/.submitit/
-    assert quiet(proc.stdout + proc.stderr), proc.stdout[-2000:] + proc.stderr[-2000:]
-
-
-@pytest.mark.cluster
-@pytest.mark.slow
-def test_a_failing_job_of_a_slurm_sweep_reaches_the_summary_and_the_sweep_goes_on(slurm, tmp_path, data_dir):
-    proc, folder = sweep("model=lr", "data.calibration=0.1,-1", "debug=fast", "logger=none",
+def test_a_sweep_runs_each_job_as_a_slurm_job_and_a_failing_job_reaches_the_summary(slurm, tmp_path, data_dir):
+    """Four jobs (one SLURM array): two train, two fail on a bad value; the sweep goes on, then exits 1."""
+    proc, folder = sweep("model=lr,lr_l2", "data.calibration=0.1,-1", "debug=fast", "logger=none",
                          env=slurm, root=tmp_path, data_dir=data_dir, check=False)
     assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert (folder / "0" / "metrics.json").exists()  # the other job ran
+    metrics = sorted(folder.glob("*/metrics.json"))
+    assert [(m.parent.name, json.loads(m.read_text())["method"]) for m in metrics] == [("0", "lr"), ("2", "lr_l2")]
     summary = (folder / "summary.md").read_text()
-    assert "2 jobs (1 failed)" in summary and "1 (failed)" in summary
+    assert "4 jobs (2 failed)" in summary and "model=lr " in summary and "model=lr_l2" in summary
+    assert "1 (failed)" in summary and "3 (failed)" in summary
     assert "data.calibration=-1: expected a fraction in [0, 1)" in summary  # the job's error, from its folder
+    assert len(job_ids(folder)) == 4  # four SLURM jobs, logs in <sweep>/.submitit/
+    assert quiet(proc.stdout + proc.stderr), proc.stdout[-2000:] + proc.stderr[-2000:]
 
 
 @pytest.mark.cluster
