@@ -45,10 +45,15 @@ def write_report(paths: list[str | Path], out: str | Path) -> Path:
         ):
             if figure is not None:
                 lines.append(f"![{name}]({figure.name})")
-        lines += ["", "Runs:", *[f"- {r.label}: `{r.path}`" for r in runs if r.data == comparison.data]]
+        lines += ["", "Runs:", *[f"- {r.label}: `{r.path}`" for r in sorted(group, key=_natural_path)]]
     report = out / "report.md"
     report.write_text("\n".join(lines) + "\n")
     return report
+
+
+def _natural_path(run) -> list:
+    """Sort key: the run's folder path with numbers compared as numbers (job 2 before job 10)."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in run.path.parts]
 
 
 def log_to_wandb(report: Path, project: str = "gexinfer") -> None:

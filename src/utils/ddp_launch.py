@@ -52,7 +52,11 @@ def rank_command(job_config: Path, run_dir: Path, local_rank: int) -> list[str]:
 def ranks_run_this_job(cfg: DictConfig) -> Iterator[None]:
     """Within this block, Lightning's DDP launcher starts extra ranks on this job's resolved config."""
     if os.environ.get("LOCAL_RANK", "0") != "0":  # an extra rank itself (or one started by torchrun/SLURM)
-        yield
+        try:
+            yield
+        finally:  # a process exiting with its process group alive aborts ("terminate called ...")
+            if dist.is_available() and dist.is_initialized():
+                dist.destroy_process_group()
         return
     run_dir = Path(cfg.paths.output_dir).resolve()
     job_config = run_dir / ".hydra" / f"{JOB_CONFIG}.yaml"

@@ -15,3 +15,11 @@ def test_report_writes_markdown_and_figures(tmp_path):
     assert "![scatter_vs_lr](synthetic_scatter_vs_lr.png)" in text
     assert (tmp_path / "out" / "synthetic_scatter_vs_lr.png").stat().st_size > 1000
     assert (tmp_path / "out" / "synthetic_mae_distributions.png").stat().st_size > 1000
+
+
+def test_the_runs_are_listed_in_job_order(tmp_path):
+    for job in (2, 10, 1):
+        fake_run(tmp_path / "sweep" / str(job), "lr", [0.5, 0.6])
+    text = write_report([tmp_path / "sweep"], tmp_path / "out").read_text()
+    listed = [line.split("`")[1].rsplit("/", 1)[1] for line in text.splitlines() if line.startswith("- lr")]
+    assert listed == ["1", "2", "10"]
