@@ -4,7 +4,7 @@ import hydra
 import pytest
 from omegaconf import OmegaConf
 
-from tests.conftest import CONF, GPL96, SHARED
+from tests.conftest import CONF, GPL96, SHARED, compose_config
 
 MAP_ARGS = [f"data.source.landmark_map={SHARED}/dgex/map_lm.txt", f"data.source.target_map={SHARED}/dgex/map_tg.txt"]
 
@@ -97,3 +97,11 @@ def test_optuna_search_minimises_the_validation_mae(train_config):
     cfg = train_config("hparams_search=egex_optuna")
     assert cfg.hydra.sweeper._target_.endswith("OptunaSweeper") and cfg.hydra.sweeper.direction == "minimize"
     assert cfg.optimized_metric == "val/mae" and cfg.hydra.mode.name == "MULTIRUN"
+
+
+def test_the_equal_time_comparison_is_the_comparison_with_one_time_limit_for_every_network(tmp_path):
+    equal = compose_config("train", tmp_path, ["experiment=compare_equal_time"])
+    plain = compose_config("train", tmp_path, ["experiment=compare"])
+    assert equal.trainer.max_time == "00:00:05:00" and plain.trainer.get("max_time") is None
+    assert equal.hydra.sweeper.params == plain.hydra.sweeper.params  # every method, the same seeds
+    assert equal.hydra.mode == plain.hydra.mode and equal.task_name == "compare_equal_time"
