@@ -137,8 +137,8 @@ def outcomes(files) -> dict[str, subprocess.CompletedProcess]:
         forked.result()
     for name, argv in jobs.items():
         if name not in REAL_STARTS:
-            read = lambda suffix: (forked_dir / f"{name}.{suffix}").read_text()  # noqa: E731
-            results[name] = subprocess.CompletedProcess(argv, int(read("rc")), read("out"), read("err"))
+            rc, out, err = ((forked_dir / f"{name}.{suffix}").read_text() for suffix in ("rc", "out", "err"))
+            results[name] = subprocess.CompletedProcess(argv, int(rc), out, err)
     return results
 
 
