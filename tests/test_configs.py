@@ -105,3 +105,12 @@ def test_the_equal_time_comparison_is_the_comparison_with_one_time_limit_for_eve
     assert equal.trainer.max_time == "00:00:05:00" and plain.trainer.get("max_time") is None
     assert equal.hydra.sweeper.params == plain.hydra.sweeper.params  # every method, the same seeds
     assert equal.hydra.mode == plain.hydra.mode and equal.task_name == "compare_equal_time"
+
+
+def test_the_equal_epochs_comparison_is_the_comparison_with_a_fixed_schedule_for_every_network(tmp_path):
+    equal = compose_config("train", tmp_path, ["experiment=compare_equal_epochs"])
+    plain = compose_config("train", tmp_path, ["experiment=compare"])
+    assert equal.trainer.max_epochs == 10 and equal.callbacks.early_stopping is None
+    assert plain.callbacks.early_stopping.monitor == "val/mae"
+    assert equal.hydra.sweeper.params == plain.hydra.sweeper.params  # every method, the same seeds
+    assert equal.task_name == "compare_equal_epochs"
