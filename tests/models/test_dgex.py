@@ -22,14 +22,21 @@ def test_initialisation_ranges():
 
 @pytest.mark.parametrize("widths, base", [([30], 5e-4), ([30, 30], 3e-4), ([30, 30, 30], 3e-4)])
 def test_learning_rates_per_layer(widths, base):
-    assert paper_learning_rate(len(widths)) == base
-    model = DGEX(8, 6, widths=widths, n_splits=2)
+    assert paper_learning_rate(len(widths)) == base  # the paper's networks: 4,760 outputs each
+    model = DGEX(8, 9520, widths=widths, n_splits=2)
     groups = model.param_groups()
     assert groups[0]["lr"] == base
     first_layers = {id(p) for part in model.net.parts for p in part.linears[0].parameters()}
     assert {id(p) for p in groups[0]["params"]} == first_layers
     later = {id(p) for part in model.net.parts for layer in part.linears[1:] for p in layer.parameters()}
     assert {id(p) for p in groups[1]["params"]} == later and groups[1]["lr"] == pytest.approx(3 * base)
+
+
+def test_the_paper_rates_scale_with_the_outputs_per_network_and_a_given_rate_is_kept():
+    """The summed loss's gradient grows with a network's outputs: 500 outputs get 9.52 times the rate."""
+    assert DGEX(8, 1000, widths=[30, 30], n_splits=2).base_lr == pytest.approx(3e-4 * 4760 / 500)
+    assert DGEX(8, 9520, widths=[30, 30], n_splits=1).base_lr == pytest.approx(3e-4 / 2)
+    assert DGEX(8, 1000, widths=[30, 30], n_splits=2, lr=1e-3).base_lr == 1e-3
 
 
 def test_loss_is_squared_error_summed_over_genes_and_averaged_over_the_batch():
