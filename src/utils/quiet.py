@@ -19,7 +19,8 @@ class _DropTips(logging.Filter):
 def quiet_third_party() -> None:
     """Drop Lightning's product tips, its torch ``_pytree`` deprecation warning (an internal call of
     Lightning, nothing a user can act on) and its warning about epochs shorter than the logging interval,
-    and let W&B print no run history or summary (``WANDB_SILENT``, unless the user set it). Idempotent; process-wide, so called by the command-line entry points."""
+    and let W&B print no run history or summary (``WANDB_SILENT``, unless the user set it). Idempotent;
+    process-wide, so called by the command-line entry points."""
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
         logger = logging.getLogger(name)
         if not any(isinstance(f, _DropTips) for f in logger.filters):
