@@ -62,7 +62,7 @@ def test_penalty_is_chosen_by_validation_mae(penalty):
     maes = []
     for alpha in alphas:
         single = _fit(LinearRegression(40, 3, penalty=penalty, alphas=[alpha]), x, y)
-        maes.append(float((single.net(torch.from_numpy(xv)) - torch.from_numpy(yv)).abs().mean()))
+        maes.append(float((single.net(torch.from_numpy(xv)).detach() - torch.from_numpy(yv)).abs().mean()))
     assert model.selected["alpha"] == alphas[int(np.argmin(maes))]
 
 
