@@ -5,8 +5,7 @@ when this module is imported, as :mod:`src.utils.config` does) chooses by the de
 
 - a CUDA GPU with native bf16 (``torch.cuda.is_bf16_supported(including_emulation=False)``: Ampere and later);
 - a CPU with AMX or AVX-512 BF16 (``amx_bf16`` / ``avx512_bf16`` in ``/proc/cpuinfo``) that torch runs at its
-  AVX-512 level (``torch.backends.cpu.get_cpu_capability()``) with oneDNN, and on which a bf16 matrix
-  product measures at least 1.2x faster than an fp32 one (:func:`bf16_matmul_speedup`);
+  AVX-512 level (``torch.backends.cpu.get_cpu_capability()``) with oneDNN;
 - anything else (older GPUs, CPUs without bf16 instructions, Apple MPS): ``32-true``.
 
 Mixed precision keeps the weights, gradients and optimizer state in fp32; matrix products run in bf16.
@@ -56,48 +55,7 @@ def cpu_bf16(flags: set[str] | None = None, capability: str | None = None) -> tu
     capability = torch.backends.cpu.get_cpu_capability() if capability is None else capability
     if "AVX512" not in capability.upper() or not torch.backends.mkldnn.is_available():
         return False, f"CPU with {'/'.join(have)}, but torch runs it at {capability} (bf16 would be emulated)"
-    speedup = bf16_matmul_speedup()
-    if speedup < MIN_CPU_BF16_SPEEDUP:
-        return False, f"CPU with {'/'.join(have)}, but its bf16 matrix products run at {speedup:.2f}x fp32 speed here"
-    return True, f"CPU with {'/'.join(have)}, bf16 matrix products {speedup:.1f}x fp32 speed"
-
-
-#: bf16 is chosen on a CPU only where its matrix products measure at least this much faster than fp32's.
-MIN_CPU_BF16_SPEEDUP = 1.2
-#: The measured speed-up, passed on to the processes a run starts (DDP ranks), so that every rank chooses alike.
-SPEEDUP_ENV = "GEXINFER_CPU_BF16_SPEEDUP"
-
-
-@functools.cache
-def bf16_matmul_speedup(n: int = 1024, repeats: int = 3) -> float:
-    """How many times faster a bf16 ``n x n`` matrix product runs than an fp32 one on this CPU (best of
-    ``repeats``; about 0.1 s). The flags are not enough: a 2-core Intel Xeon with AVX-512 BF16 but no AMX
-    ran bf16 products at 0.57x fp32 speed (164 against 290 GFLOP/s; docs/BENCHMARKS.md), where AMD's
-    Zen 4 and Intel's AMX run them 3-6x faster. Measured once per process; a process started by a run
-    reads the value of the process that started it (``GEXINFER_CPU_BF16_SPEEDUP``)."""
-    import os
-    import time
-
-    import torch
-
-    if SPEEDUP_ENV in os.environ:
-        return float(os.environ[SPEEDUP_ENV])
-
-    generator = torch.Generator().manual_seed(0)  # the global random state stays untouched (reproducible runs)
-
-    def best(dtype: torch.dtype) -> float:
-        a, b = (torch.randn(n, n, generator=generator).to(dtype) for _ in range(2))
-        torch.mm(a, b)  # warm-up
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            torch.mm(a, b)
-            times.append(time.perf_counter() - start)
-        return min(times)
-
-    speedup = best(torch.float32) / best(torch.bfloat16)
-    os.environ[SPEEDUP_ENV] = f"{speedup:.3f}"
-    return speedup
+    return True, f"CPU with {'/'.join(have)}"
 
 
 def cuda_bf16() -> tuple[bool, str]:

@@ -21,16 +21,14 @@ def fresh_choice():
 
 @pytest.fixture
 def cpu(monkeypatch, tmp_path):
-    """``cpu(flags, capability, speedup)``: this machine has no GPU, a CPU with ``flags`` that torch runs at
-    ``capability``, whose bf16 matrix products measure ``speedup`` times faster than fp32's."""
+    """``cpu(flags, capability)``: this machine has no GPU, a CPU with ``flags`` that torch runs at ``capability``."""
 
-    def make(extra: str, capability: str = "AVX512", speedup: float = 3.0):
+    def make(extra: str, capability: str = "AVX512"):
         info = tmp_path / "cpuinfo"
         info.write_text(X86.format(extra=extra))
         monkeypatch.setattr(P, "CPUINFO", info)
         monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
         monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-        monkeypatch.setattr(P, "bf16_matmul_speedup", lambda: speedup)
         P._choose.cache_clear()
 
     return make
@@ -60,25 +58,6 @@ def test_a_cpu_trains_in_bf16_only_with_native_bf16_instructions(cpu, extra, cap
     cpu(extra, capability)
     assert P.choose_precision("auto")[0] == expected
     assert P.choose_precision("cpu")[0] == expected
-
-
-def test_a_cpu_with_bf16_flags_whose_bf16_products_measure_slower_trains_in_fp32(cpu):
-    cpu("avx512_bf16", "AVX512", speedup=0.57)  # measured: a 2-core Xeon with AVX-512 BF16, no AMX
-    precision, why = P.choose_precision("cpu")
-    assert precision == "32-true" and "0.57x fp32 speed" in why
-
-
-def test_the_bf16_speedup_is_measured_once_and_handed_to_the_processes_a_run_starts(monkeypatch):
-    monkeypatch.delenv(P.SPEEDUP_ENV, raising=False)
-    P.bf16_matmul_speedup.cache_clear()
-    try:
-        speedup = P.bf16_matmul_speedup(n=64, repeats=1)
-        assert speedup > 0 and float(__import__('os').environ[P.SPEEDUP_ENV]) == pytest.approx(speedup, rel=1e-2)
-        P.bf16_matmul_speedup.cache_clear()
-        monkeypatch.setenv(P.SPEEDUP_ENV, "0.5")  # a DDP rank started by a run that measured 0.5
-        assert P.bf16_matmul_speedup(n=64, repeats=1) == 0.5
-    finally:
-        P.bf16_matmul_speedup.cache_clear()
 
 
 def test_cpu_flags_come_from_proc_cpuinfo_and_a_missing_file_means_none(tmp_path):
@@ -119,8 +98,7 @@ def test_the_config_default_resolves_and_the_run_writes_what_it_chose(train_conf
         assert P.apply_precision(cfg) == "bf16-mixed"
     assert not P.is_automatic(cfg) and cfg.trainer.precision == "bf16-mixed"  # a value now, as saved
     assert [r.getMessage() for r in caplog.records] == [
-        "Training precision: bf16-mixed (automatic: CPU with amx_bf16, bf16 matrix products 3.0x fp32 speed; "
-        "trainer.precision=32-true for fp32)"]
+        "Training precision: bf16-mixed (automatic: CPU with amx_bf16; trainer.precision=32-true for fp32)"]
     cpu("")
     assert train_config().trainer.precision == "32-true"
     assert train_config("trainer.accelerator=cpu").trainer.precision == "32-true"
@@ -146,16 +124,3 @@ def test_the_trainer_is_built_with_the_chosen_precision(train_config, cpu):
     cpu("avx512_bf16")
     trainer = hydra.utils.instantiate(train_config("logger=none").trainer, logger=False)
     assert trainer.precision == "bf16-mixed"
-
-
-def test_measuring_the_bf16_speedup_leaves_the_global_random_state_alone(monkeypatch):
-    monkeypatch.delenv(P.SPEEDUP_ENV, raising=False)
-    P.bf16_matmul_speedup.cache_clear()
-    try:
-        torch.manual_seed(0)
-        P.bf16_matmul_speedup(n=64, repeats=1)
-        after = torch.rand(1)
-        torch.manual_seed(0)
-        assert torch.equal(after, torch.rand(1))
-    finally:
-        P.bf16_matmul_speedup.cache_clear()
