@@ -78,8 +78,7 @@ class DGEX(ExpressionModel):
         if init == "dgex":
             for part in self.net.parts:
                 dgex_init(part)
-        largest_part = max(part.linears[-1].out_features for part in self.net.parts)
-        self.base_lr = lr if lr is not None else paper_learning_rate(len(widths), largest_part)
+        self.base_lr = lr if lr is not None else paper_learning_rate(len(widths), max(self.net.sizes))
 
     def param_groups(self) -> list[dict]:
         """First layers at the base rate; every later layer ``later_layers_lr_scale`` times faster."""
