@@ -25,7 +25,8 @@ def machine() -> str:
                 if line.startswith("model name")), platform.processor() or "unknown CPU")
     mem = next((int(line.split()[1]) // 2**20 for line in Path("/proc/meminfo").read_text().splitlines()
                 if line.startswith("MemTotal")), 0)
-    return (f"{dt.date.today().isoformat()}, {os.cpu_count()} cores ({cpu}), {mem} GiB RAM, "
+    gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    return (f"{dt.date.today().isoformat()}, {os.cpu_count()} cores ({cpu}), {mem} GiB RAM{gpu}, "
             f"Python {platform.python_version()}, torch {torch.__version__}, numpy {numpy.__version__}")
 
 

@@ -57,7 +57,9 @@ MODELS = {
     "resmlp": ("ResMLP (default)", ["model=resmlp"]),
     # GGAN trains two networks per step; the plain loop (and the parameter count) is its generator alone, on MSE.
     "ggan": ("GGAN (default; plain: the generator alone)", ["model=ggan", "+model.loss=mse"]),
-    "ncnn": ("NCNN (default, the data's graph)", ["model=ncnn"]),
+    # Without its plateau scheduler: the benchmark does not validate, so there is no val/mae to step it on
+    # (once an epoch, negligible), and the plain loop has none either.
+    "ncnn": ("NCNN (default, the data's graph)", ["model=ncnn", "model.scheduler=null"]),
     # Its step is so short that what ours adds per step (Lightning's loop, logging) shows.
     "tiny": ("Tiny E-GEX (943 -> 64 -> 64 -> 300)", ["model=egex", "model.mlp_widths=[64]", "model.latent=64", "model.ae_widths=[]"]),
 }
@@ -399,6 +401,8 @@ def main() -> None:
                         help="skip the two extra processes comparing malloc settings on D-GEX 3,000 x 3")
     parser.add_argument("--no-keep-freed-memory", action="store_true",
                         help="run the main measurements with keep_freed_memory=false (glibc's default malloc settings)")
+    parser.add_argument("--data-overrides", nargs="*", default=[],
+                        help="Hydra overrides of the data for every model, e.g. data.on_device=false (batches copied from host memory)")
     parser.add_argument("--section", default="train-throughput",
                         help="the docs/BENCHMARKS.md section written (another name for a run of some models only)")
     parser.add_argument("--quick", action="store_true",
@@ -416,7 +420,7 @@ def main() -> None:
     t0 = time.perf_counter()
     peaks = {"fp32": matmul_gflops(torch.float32), "bf16": matmul_gflops(torch.bfloat16)}
     print(f"matmul peak: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s", flush=True)
-    base = ["keep_freed_memory=false"] if args.no_keep_freed_memory else []
+    base = (["keep_freed_memory=false"] if args.no_keep_freed_memory else []) + list(args.data_overrides)
     datamodule = build_data(compose(base))  # applies keep_freed_memory to this whole process, as src.train does
     data = data_path_samples_per_s(datamodule)
     print(f"data path alone: {data['samples_per_s']:,.0f} samples/s", flush=True)
@@ -578,6 +582,7 @@ def report(rows: list[dict], peaks: dict, data: dict, allocator: dict | None, ar
         f"and plain alternating (ours first, then plain first, ...) for {args.rounds} round(s), medians reported; "
         + ("`keep_freed_memory=false` (glibc's default malloc settings, `--no-keep-freed-memory`); "
            if args.no_keep_freed_memory else "`keep_freed_memory=true` (freed memory kept, as `src.train` runs); ")
+        + (f"data overrides `{' '.join(args.data_overrides)}`; " if args.data_overrides else "")
         + f"total {elapsed / 60:.1f} min. *Ours*: `src.train`'s DataModule, "
         "LightningModule and Trainer (`logger=none`, no checkpointing, `limit_val_batches=0`, no progress bar), "
         "timed per step by a callback from the end of one step to the end of the next (batch fetch, step, logging "

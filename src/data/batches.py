@@ -25,7 +25,19 @@ class TensorBatches(Dataset):
     def __len__(self) -> int:
         return len(self.landmarks)
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of all the split's tensors."""
+        tensors = [self.landmarks, self.targets] + ([] if self.deployed is None else [self.deployed])
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+    def to(self, device: torch.device) -> TensorBatches:
+        """The same split with its tensors on ``device`` (a copy; this one is unchanged)."""
+        move = lambda t: None if t is None else t.to(device)  # noqa: E731
+        return TensorBatches(move(self.landmarks), move(self.targets), move(self.deployed))
+
     def __getitem__(self, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        idx = idx.to(self.landmarks.device, non_blocking=True)  # no-op on the host
         if self.deployed is None:
             return self.landmarks[idx], self.targets[idx]
         return self.landmarks[idx], self.targets[idx], self.deployed[idx]

@@ -17,6 +17,8 @@ from src.data.sources.base import ExpressionSource
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "calibration", "test")
+#: ``on_device=auto`` holds a split on the accelerator when it takes at most this share of its free memory.
+ON_DEVICE_SHARE = 0.25
 MIN_CALIBRATION = 10  # split conformal at 90% needs at least 9 samples for a finite interval
 
 
@@ -62,6 +64,11 @@ class ExpressionDataModule(L.LightningDataModule):
         folds, fold: k-fold cross-validation: with ``folds=K``, fold ``fold`` (0..K-1) of a seeded
             permutation is the test set and the rest is split into train and val as ``split`` says
             (then the calibration split is carved from train as usual).
+        on_device: hold a split on the accelerator trained on (``true``), keep it in host memory and
+            copy every batch (``false``), or ``auto``: on the accelerator when the split takes at most
+            :data:`ON_DEVICE_SHARE` of its free memory. Batches are then cut on the device, as a plain
+            PyTorch loop over tensors on the GPU does, instead of a gather and a host-to-device copy per
+            step. On a CPU it changes nothing.
 
     Evaluation splits carry two inputs: the D-GEX protocol's (landmarks rank-mapped together with the
     targets, as the GEO file was normalised) and the deployed path's (landmarks alone, exactly as
@@ -81,6 +88,7 @@ class ExpressionDataModule(L.LightningDataModule):
         calibration: float = 0.0,
         folds: int | None = None,
         fold: int = 0,
+        on_device: bool | str = "auto",
     ):
         super().__init__()
         self.source = source
@@ -93,6 +101,8 @@ class ExpressionDataModule(L.LightningDataModule):
         self.quantile_normalize = quantile_normalize
         self.calibration = calibration
         self.folds, self.fold = folds, fold
+        self.on_device = on_device
+        self._device_splits: dict[str, TensorBatches] = {}  # copies on the accelerator (see on_device)
         self.raw_landmarks: dict[str, np.ndarray] = {}  # held-out splits before preprocessing (quantile-normalised data)
         self.preprocessing: Preprocessing | None = None
         self.splits: dict[str, TensorBatches] = {}
@@ -169,13 +179,34 @@ class ExpressionDataModule(L.LightningDataModule):
             raise RuntimeError("call setup() before asking for the data's dimensions")
         return self.preprocessing
 
+    def teardown(self, stage: str) -> None:
+        """Free the accelerator copies of the splits when fitting, testing or predicting ends."""
+        self._device_splits.clear()
+
     def _rank_world(self) -> tuple[int, int]:
         trainer = self.trainer
         return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
 
+    def _placed(self, name: str) -> TensorBatches:
+        """Split ``name`` where its batches are cut: a copy on the trainer's accelerator (made once) when
+        ``on_device`` says so, else the host tensors (see the class's ``on_device``)."""
+        data = self.splits[name]
+        device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+        if device.type == "cpu" or self.on_device is False:
+            return data
+        placed = self._device_splits.get(name)
+        if placed is not None and placed.landmarks.device == device:
+            return placed
+        if self.on_device == "auto" and not fits_on_device(data.nbytes, device):
+            log.info("The %s split (%.1f GB) stays in host memory: more than %d%% of %s's free memory",
+                     name, data.nbytes / 1e9, ON_DEVICE_SHARE * 100, device)
+            return data
+        self._device_splits[name] = placed = data.to(device)
+        return placed
+
     def _loader(self, name: str, train: bool):
         rank, world = self._rank_world()
-        data = self.splits[name]
+        data = self._placed(name)
         batch = self.batch_size if train else self.eval_batch_size
         if train and len(data) < batch:
             batch = max(world, len(data) - len(data) % world)
@@ -192,3 +223,12 @@ class ExpressionDataModule(L.LightningDataModule):
 
     def test_dataloader(self):
         return self._loader("test", train=False)
+
+
+def fits_on_device(nbytes: int, device: torch.device) -> bool:
+    """Whether ``nbytes`` take at most :data:`ON_DEVICE_SHARE` of ``device``'s free memory (CUDA: the
+    driver's figure; other accelerators: never assumed)."""
+    if device.type != "cuda":
+        return False
+    free, _total = torch.cuda.mem_get_info(device)
+    return nbytes <= ON_DEVICE_SHARE * free

@@ -97,6 +97,7 @@ DATA_CHECKS = _check_table(
     ("data.max_samples", _optional(_positive_int), "null (all samples) or a positive integer", "3000"),
     ("data.max_targets", _optional(_positive_int), "null (all target genes) or a positive integer", "300"),
     ("data.quantile_normalize", _one_of(True, False), "true or false", "false"),
+    ("data.on_device", _one_of("auto", True, False), "auto, true or false (splits held on the GPU)", "auto"),
     ("data.folds", _optional(lambda v: _int(v) and v >= 2), "null (one train/val/test split) or an integer >= 2", "5"),
     ("data.fold", lambda v: _int(v) and v >= 0, "a fold index from 0 to data.folds - 1", "0"),
 )

@@ -43,6 +43,33 @@ def test_batches_are_cut_by_index_from_memory(tmp_path):
     assert sum(len(b[0]) for b in dm.val_dataloader()) == len(dm.splits["val"])
 
 
+class _OnDevice:
+    """The part of a Trainer the DataModule reads, with an accelerator device of our choosing."""
+
+    def __init__(self, device):
+        self.strategy = type("Strategy", (), {"root_device": torch.device(device)})()
+        self.global_rank, self.world_size = 0, 1
+
+
+@pytest.mark.parametrize("on_device, placed", [(True, True), (False, False), ("auto", False)])
+def test_splits_are_held_on_the_accelerator_when_asked(tmp_path, on_device, placed):
+    """data.on_device: batches cut from a copy on the accelerator (made once), the host split untouched;
+    auto never assumes room on an accelerator it cannot ask (here the meta device, which has no memory)."""
+    values = np.arange(40 * 5, dtype=np.float32).reshape(40, 5)
+    path, lm, tg = _gctx(tmp_path, values)
+    dm = ExpressionDataModule(GCTXSource(path, lm, tg), batch_size=8, on_device=on_device)
+    dm.setup()
+    dm.trainer = _OnDevice("meta")
+    x, y = next(iter(dm.train_dataloader()))
+    assert (x.device.type, y.device.type) == (("meta", "meta") if placed else ("cpu", "cpu")) and x.shape == (8, 3)
+    assert dm.splits["train"].landmarks.device.type == "cpu"
+    assert (dm._placed("train") is dm._placed("train")) and dm.splits["train"].nbytes == len(dm.splits["train"]) * 5 * 4
+    dm.teardown("fit")
+    assert not dm._device_splits
+    dm.trainer = _OnDevice("cpu")  # a CPU run: always the host tensors
+    assert dm._placed("train") is dm.splits["train"]
+
+
 def test_preprocessing_round_trips_through_plain_types(tmp_path):
     dm = ExpressionDataModule(SyntheticSource(tmp_path, n_samples=60, n_landmarks=4, n_targets=5))
     dm.setup()

@@ -147,6 +147,21 @@ def _plan(path: Path, format: str, layers: Sequence[str], genes: bool, samples: 
     return matrices, sidecars
 
 
+def plain_string_frame(columns, ids):
+    """A DataFrame of ``columns`` indexed by ``ids`` whose index and str columns hold Python strings
+    (object dtype), which anndata writes as plain HDF5 strings under any pandas: with pandas 3 (or
+    pandas 2's ``future.infer_string``) they would be its nullable string arrays, which anndata 0.12
+    refuses to write (``allow_write_nullable_strings``) and anndata before 0.11 cannot read."""
+    import pandas as pd
+
+    index = pd.Index(list(ids), dtype=object)
+    frame = {}
+    for name, values in dict(columns).items():
+        values = np.asarray(values)
+        frame[name] = pd.Series(values, index=index, dtype=object if values.dtype.kind in "OUS" else None)
+    return pd.DataFrame(frame, index=index)
+
+
 def _given(columns) -> bool:
     """Whether annotations (a mapping, a DataFrame, or just True/False) would write anything."""
     if columns is None or isinstance(columns, bool):
@@ -293,13 +308,13 @@ class MatrixWriter:
         tmp = self._stack.enter_context(atomic_path(self.path))
         if self.feature_annotations or self.sample_annotations or self.uns:
             skeleton = anndata.AnnData(
-                obs=pd.DataFrame(self.sample_annotations, index=pd.Index(self.sample_ids)),
-                var=pd.DataFrame(self.feature_annotations, index=pd.Index(self.feature_ids)),
+                obs=plain_string_frame(self.sample_annotations, self.sample_ids),
+                var=plain_string_frame(self.feature_annotations, self.feature_ids),
                 uns=dict(self.uns),
             )
             skeleton.write_h5ad(tmp, convert_strings_to_categoricals=False)  # str columns stay str
         else:  # the layout of files written before annotations existed, unchanged
-            skeleton = anndata.AnnData(obs=pd.DataFrame(index=self.sample_ids), var=pd.DataFrame(index=self.feature_ids))
+            skeleton = anndata.AnnData(obs=plain_string_frame({}, self.sample_ids), var=plain_string_frame({}, self.feature_ids))
             skeleton.write_h5ad(tmp)
         f = self._stack.enter_context(h5py.File(tmp, "a"))
         shape = (len(self.sample_ids), len(self.feature_ids))

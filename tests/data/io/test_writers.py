@@ -71,6 +71,18 @@ def test_h5ad_keeps_annotations_as_var_obs_and_uns_with_their_dtypes(tmp_path):
     assert {k: adata.uns[k] for k in UNS} == UNS and all(type(adata.uns[k]) is str for k in UNS)
 
 
+@pytest.mark.parametrize("annotations", [True, False])
+def test_h5ad_is_written_where_pandas_infers_its_string_dtype(tmp_path, annotations):
+    """pandas 3 (here pandas 2's future.infer_string) makes str ids nullable string arrays, which anndata
+    refuses to write (seen on a GPU machine's pandas): ids and str columns are written as plain strings."""
+    with pd.option_context("future.infer_string", True):
+        (annotated if annotations else write)(tmp_path / "pred.h5ad")
+    adata = anndata.read_h5ad(tmp_path / "pred.h5ad")
+    assert list(adata.obs_names) == SAMPLES and list(adata.var_names) == GENES
+    if annotations:
+        assert list(adata.var["symbol"]) == GENE_ANN["symbol"] and list(adata.obs["batch"]) == SAMPLE_ANN["batch"]
+
+
 def test_h5ad_with_annotations_is_still_read_by_the_repo_reader(tmp_path):
     annotated(tmp_path / "pred.h5ad")
     reader = open_matrix(tmp_path / "pred.h5ad")
