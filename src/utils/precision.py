@@ -4,9 +4,15 @@
 when this module is imported, as :mod:`src.utils.config` does) chooses by the device the run trains on:
 
 - a CUDA GPU with native bf16 (``torch.cuda.is_bf16_supported(including_emulation=False)``: Ampere and later);
-- a CPU with AMX or AVX-512 BF16 (``amx_bf16`` / ``avx512_bf16`` in ``/proc/cpuinfo``) that torch runs at its
-  AVX-512 level (``torch.backends.cpu.get_cpu_capability()``) with oneDNN;
+- a CPU that torch runs at its AVX-512 level (``torch.backends.cpu.get_cpu_capability()``) with oneDNN and
+  that has AMX (``amx_bf16`` in ``/proc/cpuinfo``), or is an AMD CPU with AVX-512 BF16 (``avx512_bf16``, Zen 4
+  and later). These are the rules our measurements support (docs/BENCHMARKS.md, fp32 / bf16 ``torch.mm``
+  peaks on 2-core machines): Intel Xeon with AMX 430 / 2,500 GFLOP/s, AMD EPYC 200 / 600-850, but an
+  Intel Xeon with AVX-512 BF16 and no AMX 290 / 164, where bf16 is *slower*, so such a CPU trains in fp32;
 - anything else (older GPUs, CPUs without bf16 instructions, Apple MPS): ``32-true``.
+
+The rule reads only the hardware's description, never a timing, so every process of a DDP run (also
+SLURM's tasks and torchrun's, which start apart) chooses the same.
 
 Mixed precision keeps the weights, gradients and optimizer state in fp32; matrix products run in bf16.
 :func:`apply_precision` (called by ``src.train.build``) writes the chosen value into ``cfg.trainer.precision``,
@@ -44,8 +50,18 @@ def cpu_flags(cpuinfo: Path | None = None) -> set[str]:
     return set()
 
 
-def cpu_bf16(flags: set[str] | None = None, capability: str | None = None) -> tuple[bool, str]:
-    """Whether this CPU runs bf16 natively, and why (``flags`` and ``capability`` default to this machine's)."""
+def cpu_vendor(cpuinfo: Path | None = None) -> str:
+    """The CPU's ``vendor_id`` (``GenuineIntel``, ``AuthenticAMD``, ...) from ``/proc/cpuinfo``; empty where unknown."""
+    try:
+        text = Path(cpuinfo or CPUINFO).read_text()
+    except OSError:
+        return ""
+    return next((line.partition(":")[2].strip() for line in text.splitlines() if line.startswith("vendor_id")), "")
+
+
+def cpu_bf16(flags: set[str] | None = None, capability: str | None = None, vendor: str | None = None) -> tuple[bool, str]:
+    """Whether training in bf16 is faster on this CPU, and why (``flags``, ``capability`` and ``vendor``
+    default to this machine's; the rules and the measurements behind them: module docstring)."""
     import torch
 
     flags = cpu_flags() if flags is None else flags
@@ -55,7 +71,13 @@ def cpu_bf16(flags: set[str] | None = None, capability: str | None = None) -> tu
     capability = torch.backends.cpu.get_cpu_capability() if capability is None else capability
     if "AVX512" not in capability.upper() or not torch.backends.mkldnn.is_available():
         return False, f"CPU with {'/'.join(have)}, but torch runs it at {capability} (bf16 would be emulated)"
-    return True, f"CPU with {'/'.join(have)}"
+    if "amx_bf16" in have:
+        return True, "CPU with AMX"
+    vendor = cpu_vendor() if vendor is None else vendor
+    if vendor == "AuthenticAMD":
+        return True, "AMD CPU with AVX-512 BF16"
+    return False, (f"{vendor or 'CPU'} with AVX-512 BF16 but no AMX: its bf16 matrix products measured slower "
+                   "than fp32 (docs/BENCHMARKS.md)")
 
 
 def cuda_bf16() -> tuple[bool, str]:
