@@ -37,15 +37,6 @@ def test_two_cpu_processes_with_ddp(tmp_path, data_dir):
     assert (runs[0] / "train_ddp_process_1.log").exists()
 
 
-def test_multirun_has_one_sweep_folder_and_a_metrics_file_per_job(tmp_path, data_dir):
-    run("-m", "src.train", "-m", "model=dgex,egex", "debug=fast",
-        f"paths.output_root={tmp_path}", f"paths.data_dir={data_dir}")
-    sweeps = list((tmp_path / "train" / "multirun").iterdir())
-    assert len(sweeps) == 1
-    models = {json.loads(f.read_text())["model"] for f in metrics_files(sweeps[0])}
-    assert models == {"DGEX", "EGEX"}
-
-
 def test_wandb_runs_offline_without_a_key_and_never_prompts(tmp_path, data_dir):
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     env["HOME"] = str(tmp_path / "home")  # no ~/.netrc credentials
@@ -92,6 +83,8 @@ def test_one_command_runs_the_whole_comparison_and_writes_the_report(tmp_path, d
 
 
 def test_the_comparison_runs_every_method_over_its_seeds_and_reports_spreads_and_p_values(tmp_path, data_dir):
+    """A plain multirun (two models x three seeds, one process each): one sweep folder, a metrics file per
+    job, and the report's spreads over seeds."""
     run("-m", "src.train", "experiment=compare", "debug=fast", "model=lr,lr_l2",
         f"paths.output_root={tmp_path}", f"paths.data_dir={data_dir}", timeout=400)
     (sweep,) = list((tmp_path / "compare").iterdir())
