@@ -42,12 +42,12 @@ def timed(command: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def test_inputs(run_dir: Path, path: Path):
+def write_test_inputs(run_dir: Path, path: Path):
     """Write the run's test split as a user would have it (raw landmarks, .h5ad); return the
     standardised test targets and the target gene ids."""
     import anndata
-    import pandas as pd
 
+    from src.data.io.writers import plain_string_frame
     from src.train import build_datamodule
 
     cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
@@ -55,8 +55,8 @@ def test_inputs(run_dir: Path, path: Path):
     datamodule.setup()
     space = datamodule.preprocessing
     landmarks = space.landmark_scaler.inverse(datamodule.split_data("test").landmarks.numpy())
-    ids = lambda names: pd.DataFrame(index=pd.Index(list(names), dtype=object))  # noqa: E731 (pandas 3: not StringArray)
-    anndata.AnnData(landmarks, obs=ids(datamodule.sample_ids["test"]), var=ids(space.landmark_ids)).write_h5ad(path)
+    obs, var = plain_string_frame({}, datamodule.sample_ids["test"]), plain_string_frame({}, space.landmark_ids)
+    anndata.AnnData(landmarks, obs=obs, var=var).write_h5ad(path)
     return datamodule.split_data("test").targets.numpy(), list(space.target_ids)
 
 
@@ -83,7 +83,7 @@ def main() -> None:
     print(lines[-1], flush=True)
 
     source = work / "test_landmarks.h5ad"
-    targets, target_ids = test_inputs(run_dir, source)
+    targets, target_ids = write_test_inputs(run_dir, source)
     import anndata
 
     ckpt = run_dir / "checkpoints" / "best.ckpt"
