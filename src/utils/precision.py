@@ -37,26 +37,27 @@ CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 CPUINFO = Path("/proc/cpuinfo")
 
 
-def cpu_flags(cpuinfo: Path | None = None) -> set[str]:
-    """The CPU's feature flags (x86 ``flags``, Arm ``Features``) from ``/proc/cpuinfo``; empty where there is none."""
-    try:
-        text = Path(cpuinfo or CPUINFO).read_text()
-    except OSError:
-        return set()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):
-            return set(value.split())
-    return set()
-
-
-def cpu_vendor(cpuinfo: Path | None = None) -> str:
-    """The CPU's ``vendor_id`` (``GenuineIntel``, ``AuthenticAMD``, ...) from ``/proc/cpuinfo``; empty where unknown."""
+def _cpuinfo_value(keys: tuple[str, ...], cpuinfo: Path | None = None) -> str:
+    """The value of the first line of ``/proc/cpuinfo`` whose key is one of ``keys``; empty where there is none."""
     try:
         text = Path(cpuinfo or CPUINFO).read_text()
     except OSError:
         return ""
-    return next((line.partition(":")[2].strip() for line in text.splitlines() if line.startswith("vendor_id")), "")
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in keys:
+            return value.strip()
+    return ""
+
+
+def cpu_flags(cpuinfo: Path | None = None) -> set[str]:
+    """The CPU's feature flags (x86 ``flags``, Arm ``Features``) from ``/proc/cpuinfo``; empty where there is none."""
+    return set(_cpuinfo_value(("flags", "Features"), cpuinfo).split())
+
+
+def cpu_vendor(cpuinfo: Path | None = None) -> str:
+    """The CPU's ``vendor_id`` (``GenuineIntel``, ``AuthenticAMD``, ...) from ``/proc/cpuinfo``; empty where unknown."""
+    return _cpuinfo_value(("vendor_id",), cpuinfo)
 
 
 def cpu_bf16(flags: set[str] | None = None, capability: str | None = None, vendor: str | None = None) -> tuple[bool, str]:
