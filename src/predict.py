@@ -109,7 +109,10 @@ def predict(cfg: DictConfig) -> list[Path]:
     options = dict(cfg.get("reader_options") or {})
     if cfg.get("id_field"):  # CMap/LINCS GCTX: feature ids from a row-metadata field
         options["id_field"] = cfg.id_field
-    reader = open_matrix(cfg.input, cfg.input_format, options_key="reader_options", **options)
+    # The model's own gene ids and symbols tell a table's orientation (e.g. a samples x symbols CSV).
+    known = {*space.landmark_ids, *(space.info.get("landmark_symbols") or []),
+             *(p for ps in (space.landmark_probes or []) for p in ps)}
+    reader = open_matrix(cfg.input, cfg.input_format, options_key="reader_options", **options)  # TODO(wire): known_features=known
     if len(reader.sample_ids) == 0:
         raise InputError(f"{cfg.input}: the file holds no samples; expected at least one landmark profile to predict from")
     check_orientation(reader, space, cfg)
@@ -145,7 +148,12 @@ def predict(cfg: DictConfig) -> list[Path]:
     # The input's sample annotations (obs of an h5ad, column metadata of a GCTX) travel with the predictions
     # into formats that hold them (h5ad obs, GCTX column metadata; CSV outputs carry none).
     holds = detect_format(cfg.output, key=None) in ("h5ad", "gctx")
-    samples = reader.sample_annotations() if holds and hasattr(reader, "sample_annotations") else {}
+    samples = dict(reader.sample_annotations()) if holds and hasattr(reader, "sample_annotations") else {}
+    if holds and cfg.get("sample_annotations"):  # a design file, joined by run or sample id
+        from src.data.io.annotations import read_sample_annotations  # TODO(wire)
+
+        design = read_sample_annotations(cfg.sample_annotations, [str(s) for s in reader.sample_ids], key="sample_annotations")
+        samples.update({str(c): np.array(["" if v != v else str(v) for v in design[c]], dtype=object) for c in design.columns})
     with MatrixWriter(cfg.output, reader.sample_ids, target_ids, layers, feature_annotations=annotations,
                       sample_annotations=samples or None, uns=provenance) as writer, \
             progress_bar(f"Predicting {n:,} profiles", n) as advance, torch.inference_mode():

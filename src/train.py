@@ -128,7 +128,7 @@ def fit_and_test(run: Run) -> dict[str, float]:
                 if best and model.trust is not None:
                     add_extras(best, trust=model.trust.to_dict())
                 save_results(run.output_dir, metrics, model, best_checkpoint=best)
-                save_splits(run.output_dir, datamodule.sample_ids)
+                save_splits(run.output_dir, datamodule.sample_ids, datamodule.sample_annotations)
                 if best and not run.cfg.get("keep_last_checkpoint", False):
                     remove_resume_checkpoints(trainer)
                 for logger in run.loggers:

@@ -1,7 +1,8 @@
 """The HDF5 cache of a processed data set: written once (temporary name, then rename), read back fast.
 
 Layout: ``/landmarks`` and ``/targets`` (float32, samples x genes, row-chunked), ``/sample_ids``,
-``/landmark_ids``, ``/target_ids`` and a JSON ``info`` attribute. The cache's name carries a
+``/landmark_ids``, ``/target_ids``, the file's per-sample annotations as ``/sample_annotations/<name>``
+(strings, one per sample) and a JSON ``info`` attribute. The cache's name carries a
 fingerprint of everything it was made from, so changed inputs or options make a new cache.
 """
 
@@ -18,7 +19,7 @@ import numpy as np
 from src.common.errors import InputError
 from src.common.atomic import atomic_path
 
-FORMAT_VERSION = 2  # 2: info carries the maps' gene symbols
+FORMAT_VERSION = 3  # 2: info carries the maps' gene symbols; 3: per-sample annotations, absent genes left out
 
 
 def file_identity(path: str | os.PathLike) -> dict:
@@ -45,7 +46,8 @@ def _strings(values) -> np.ndarray:
 def write_cache(path: str | os.PathLike, matrix: np.ndarray, n_landmarks: int, data_ids: dict, info: dict) -> Path:
     """Write ``matrix`` (samples x [landmarks | targets]) and its ids as a cache, atomically.
 
-    ``data_ids`` has ``sample_ids``, ``landmark_ids`` and ``target_ids``.
+    ``data_ids`` has ``sample_ids``, ``landmark_ids`` and ``target_ids``, and optionally
+    ``sample_annotations`` (name -> one string per sample).
     """
     n, width = matrix.shape
     if width != n_landmarks + len(data_ids["target_ids"]) or n != len(data_ids["sample_ids"]):
@@ -57,6 +59,8 @@ def write_cache(path: str | os.PathLike, matrix: np.ndarray, n_landmarks: int, d
                 ds[start : start + 4096] = matrix[start : start + 4096, cols]
         for name in ("sample_ids", "landmark_ids", "target_ids"):
             f.create_dataset(name, data=_strings(data_ids[name]))
+        for name, values in (data_ids.get("sample_annotations") or {}).items():
+            f.create_dataset(f"sample_annotations/{name}", data=_strings(values))
         f.attrs["info"] = json.dumps(info, default=str)
     return Path(path)
 
@@ -71,6 +75,8 @@ def read_cache(path: str | os.PathLike, progress=None) -> tuple[np.ndarray, np.n
     try:
         with h5py.File(path, "r") as f:
             ids = {name: [v.decode() for v in f[name][()]] for name in ("sample_ids", "landmark_ids", "target_ids")}
+            group = f.get("sample_annotations")
+            ids["sample_annotations"] = {k: [v.decode() for v in group[k][()]] for k in group} if group else {}
             arrays = {}
             total = sum(f[name].size for name in ("landmarks", "targets")) or 1
             for name in ("landmarks", "targets"):

@@ -107,6 +107,8 @@ class ExpressionDataModule(L.LightningDataModule):
         self.preprocessing: Preprocessing | None = None
         self.splits: dict[str, TensorBatches] = {}
         self.sample_ids: dict[str, list[str]] = {}
+        # The source's per-sample annotations: name -> sample id -> value (written into splits.tsv).
+        self.sample_annotations: dict[str, dict[str, str]] = {}
 
     def prepare_data(self) -> None:
         """Write whatever files the source needs (once per DataModule: Lightning calls it again at fit)."""
@@ -120,6 +122,7 @@ class ExpressionDataModule(L.LightningDataModule):
         if self.splits:
             return
         data = self.source.load(self.max_samples, self.max_targets)
+        self.sample_annotations = {name: dict(zip(data.sample_ids, values)) for name, values in data.sample_annotations.items()}
         n = len(data.sample_ids)
         if self.folds:
             indices = fold_indices(n, self.folds, self.fold, self.split, self.split_seed)

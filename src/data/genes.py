@@ -33,6 +33,15 @@ class GeneMap:
         """The first ``n`` genes (quick runs on part of the targets)."""
         return GeneMap(self.path, self.symbols[:n], self.ensembl_ids[:n], self.probes[:n])
 
+    def select(self, keep: Sequence[bool], probes: set[str] | None = None) -> "GeneMap":
+        """The genes where ``keep`` is True (in map order); with ``probes``, each gene keeps only the
+        probes among them (the probes a file holds)."""
+        kept = [i for i, k in enumerate(keep) if k]
+        gene_probes = [self.probes[i] for i in kept]
+        if probes is not None:
+            gene_probes = [[p for p in ps if p in probes] or ps for ps in gene_probes]
+        return GeneMap(self.path, [self.symbols[i] for i in kept], [self.ensembl_ids[i] for i in kept], gene_probes)
+
     @property
     def all_probes(self) -> list[str]:
         """Every probe of every gene, in map order, without repeats."""
@@ -119,6 +128,17 @@ class GeneColumns:
         if len(gene_ids) != self.n_genes:
             raise ValueError(f"expected {self.n_genes} gene ids (one per gene), got {len(gene_ids)}")
         return [str(g) for g, p in zip(gene_ids, self.present) if not p]
+
+    def select(self, keep: np.ndarray) -> "GeneColumns":
+        """This mapping for the genes where ``keep`` is True only (in order), e.g. the present ones."""
+        keep = np.asarray(keep, dtype=bool)
+        if keep.shape != (self.n_genes,):
+            raise ValueError(f"expected one flag per gene ({self.n_genes}), got shape {keep.shape}")
+        runs = [self.columns[a:b] for a, b, k in zip(self.starts, np.r_[self.starts[1:], len(self.columns)], keep) if k]
+        counts = np.array([len(r) for r in runs], dtype=np.int64)
+        columns = np.concatenate(runs).astype(np.int64) if runs else np.zeros(0, dtype=np.int64)
+        starts = np.r_[0, np.cumsum(counts)[:-1]].astype(np.int64) if len(runs) else np.zeros(0, dtype=np.int64)
+        return GeneColumns(columns, starts, self.id_type, self.present[keep])
 
     def compact(self) -> tuple[np.ndarray, "GeneColumns"]:
         """The distinct feature columns to read, and this mapping re-indexed onto a block of just those."""

@@ -155,14 +155,18 @@ class RunFolder:
                 writer.writerow([gene, *(f"{v:.6g}" for v in values)])
         return self.per_gene_file
 
-    def write_splits(self, sample_ids: Mapping[str, Sequence[str]]) -> Path:
+    def write_splits(
+        self, sample_ids: Mapping[str, Sequence[str]], annotations: Mapping[str, Mapping[str, str]] | None = None
+    ) -> Path:
         """Write ``splits.tsv``: columns ``sample_id`` and ``split`` (train, val, calibration, test), one
-        row per sample, so that any number of the run can be rebuilt outside the framework."""
+        row per sample, so that any number of the run can be rebuilt outside the framework; then one
+        column per sample annotation (``annotations``: name -> sample id -> value, e.g. ancestry)."""
+        annotations = dict(annotations or {})
         with atomic_path(self.splits_file) as tmp, open(tmp, "w", newline="") as f:
             writer = csv.writer(f, delimiter="\t")
-            writer.writerow(["sample_id", "split"])
+            writer.writerow(["sample_id", "split", *annotations])
             for split, ids in sample_ids.items():
-                writer.writerows([sample, split] for sample in ids)
+                writer.writerows([sample, split, *(a.get(sample, "") for a in annotations.values())] for sample in ids)
         return self.splits_file
 
     def write_failure(self, message: str, kind: str = "InputError") -> Path:

@@ -100,6 +100,8 @@ DATA_CHECKS = _check_table(
     ("data.on_device", _one_of("auto", True, False), "auto, true or false (splits held on the GPU)", "auto"),
     ("data.folds", _optional(lambda v: _int(v) and v >= 2), "null (one train/val/test split) or an integer >= 2", "5"),
     ("data.fold", lambda v: _int(v) and v >= 0, "a fold index from 0 to data.folds - 1", "0"),
+    ("data.source.strict_genes", _one_of(True, False), "true or false (refuse map genes absent from the file)", "false"),
+    ("data.source.min_gene_fraction", lambda v: _number(v) and 0 < v <= 1, "a share in (0, 1] of the landmark genes", "0.9"),
 )
 TRAINER_CHECKS = _check_table(
     ("trainer.max_epochs", _optional(lambda v: _int(v) and (v >= 1 or v == -1)),
@@ -148,7 +150,7 @@ PREDICT_CHECKS = _check_table(
     ("overwrite", _one_of(True, False), "true or false", "true"),
     ("log2", _one_of("auto", True, False), "auto, true or false", "auto"),
     ("quantile_normalize", _one_of("auto", True, False), "auto, true or false", "auto"),
-    ("id_type", _one_of("auto", "probe", "ensembl"), "auto, probe or ensembl", "auto"),
+    ("id_type", _one_of("auto", "probe", "ensembl", "symbol"), "auto, probe, ensembl or symbol", "auto"),
     ("input_format", _one_of("auto", "gctx", "h5ad", "table"), "auto, gctx, h5ad or table", "gctx"),
     ("reader_options", lambda v: isinstance(v, Mapping), "a mapping of reader options", "{}"),
 )

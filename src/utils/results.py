@@ -36,6 +36,8 @@ def results_meta(model, data_space=None, **extra) -> dict:
         **({"selected": model.selected} if getattr(model, "selected", None) else {}),
         # Left out of every averaged metric (training sd below src.data.preprocessing.CONSTANT_SD).
         "constant_genes": {"count": len(constant), "ids": constant},
+        # Map genes absent from the training file, left out of the model (src.data.sources.mapped).
+        **({"genes_dropped": space.info["genes_dropped"]} if space and space.info.get("genes_dropped") else {}),
         **{k: str(v) for k, v in extra.items()},
     }
 
@@ -55,9 +57,9 @@ def save_results(output_dir: Path, metrics: dict[str, float], model, data_space=
         run.write_per_gene(model.preprocessing.target_ids, per_gene)
 
 
-def save_splits(output_dir: Path, sample_ids: dict[str, list[str]]) -> None:
-    """Write the run folder's ``splits.tsv`` (which sample went to which split)."""
-    RunFolder(output_dir).write_splits(sample_ids)
+def save_splits(output_dir: Path, sample_ids: dict[str, list[str]], annotations: dict | None = None) -> None:
+    """Write the run folder's ``splits.tsv`` (which sample went to which split, with its annotations)."""
+    RunFolder(output_dir).write_splits(sample_ids, annotations)
 
 
 def show_results(output_dir: Path, metrics: dict[str, float], model, data_space=None) -> None:

@@ -22,6 +22,8 @@ class ExpressionData:
     info: dict = field(default_factory=dict)  # e.g. {"noise_floor_mae": 0.22, "path": "..."}
     # Fixed reference quantiles (one per gene, landmarks then targets) to rank-map samples onto, if any.
     reference: np.ndarray | None = None
+    # Per-sample annotations (name -> one string per sample, in sample order), e.g. ancestry or sex.
+    sample_annotations: dict[str, list[str]] = field(default_factory=dict)
 
     def __post_init__(self):
         """Check the shapes (values were checked once, where they were read: see ``check_values``)."""

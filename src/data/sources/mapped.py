@@ -26,7 +26,7 @@ import numpy as np
 
 from src.data.cache import content_hash, file_identity, fingerprint, read_cache, write_cache
 from src.data.dedup import near_duplicates_kept
-from src.data.genes import GeneColumns, match_genes, read_gene_map
+from src.data.genes import GeneColumns, GeneMap, match_genes, read_gene_map
 from src.data.io.base import MatrixReader
 from src.data.io.matrix import open_matrix
 from src.data.transforms import check_values, log2p1
@@ -58,6 +58,16 @@ class MappedMatrixSource:
             split: a checkpoint of a model trained on GEO (its stored reference) or a text file.
         reader_options: passed to the format's reader (e.g. ``orientation`` or ``annotation_columns`` of tables).
         block_size: samples read per block.
+        strict_genes: every gene of both maps must be in the file (else an error naming the missing ones).
+            By default (false) map genes absent from the file are left out: the model trains on the
+            genes present, the checkpoint records exactly which, and the log and ``metrics.json``
+            (``genes_dropped``) say what was dropped.
+        min_gene_fraction: the least share of the landmark genes that must be present (default 0.9: a
+            model on under 90% of the landmarks is no longer the landmark model users expect, and a lower
+            share usually means the wrong maps or id type). Absent targets are only fewer genes predicted.
+        sample_annotations: a table of per-sample annotations (e.g. an Expression Atlas experiment-design
+            file), joined to the samples by whichever of its columns holds their ids (run or sample);
+            written into ``splits.tsv``.
     """
 
     def __init__(
@@ -75,6 +85,9 @@ class MappedMatrixSource:
         reference: str | Path | None = None,
         reader_options: dict | None = None,
         block_size: int = 2048,
+        strict_genes: bool = False,
+        min_gene_fraction: float = 0.9,
+        sample_annotations: str | Path | None = None,
     ):
         self.path = Path(path)
         self.maps = (Path(landmark_map), Path(target_map))
@@ -85,6 +98,12 @@ class MappedMatrixSource:
         self.reference = reference
         self.reader_options = dict(reader_options or {})
         self.block_size = block_size
+        self.strict_genes = bool(strict_genes)
+        if not 0 < float(min_gene_fraction) <= 1:
+            raise InputError(f"{CONFIG_KEY}.min_gene_fraction={min_gene_fraction}: expected a share in (0, 1], "
+                             f"e.g. {CONFIG_KEY}.min_gene_fraction=0.9")
+        self.min_gene_fraction = float(min_gene_fraction)
+        self.sample_annotations = Path(sample_annotations) if sample_annotations else None
 
     def cache_path(self, max_samples: int | None = None, max_targets: int | None = None) -> Path:
         """The cache file for these inputs and options (its name changes when any of them does)."""
@@ -97,6 +116,7 @@ class MappedMatrixSource:
             "input": file_identity(self.path),
             "maps": [content_hash(m) for m in self.maps],
             "options": [self.format, self.id_type, self.log2, self.reader_options],
+            "genes": [self.strict_genes, self.min_gene_fraction],
             "duplicates": [self.remove_duplicates, self.duplicate_threshold, self.duplicate_clusters],
             "subset": [max_samples, max_targets],
         })
@@ -113,8 +133,13 @@ class MappedMatrixSource:
             targets = targets.subset(max_targets)
         started = time.perf_counter()
         reader = open_matrix(self.path, self.format, format_key=f"{CONFIG_KEY}.format",
-                             options_key=f"{CONFIG_KEY}.reader_options", **self.reader_options)
-        genes = match_genes(reader.feature_ids, [landmarks, targets], self.id_type, str(self.path))
+                             options_key=f"{CONFIG_KEY}.reader_options",
+                             **self.reader_options)  # TODO(wire): known_features=_known_features(landmarks, targets)
+        genes = match_genes(
+            reader.feature_ids, [landmarks, targets], self.id_type, str(self.path), allow_missing=not self.strict_genes,
+            hint=f"to train on the genes present, pass {CONFIG_KEY}.strict_genes=false",
+        )
+        genes, (landmarks, targets), dropped = self._present_genes(genes, landmarks, targets, set(map(str, reader.feature_ids)))
         matrix, sample_ids = self._read_genes(reader, genes, max_samples)
         n_read = len(sample_ids)
         seconds = {"read_and_map": time.perf_counter() - started}
@@ -133,8 +158,14 @@ class MappedMatrixSource:
             # The maps' gene symbols (HGNC), written next to the Ensembl ids of predictions.
             "target_symbols": targets.symbols, "landmark_symbols": landmarks.symbols,
             "seconds": seconds,
+            **({"genes_dropped": dropped} if dropped else {}),
+            **({"blank_cells": int(reader.blank_cells)} if getattr(reader, "blank_cells", 0) else {}),
         }
-        ids = {"sample_ids": sample_ids, "landmark_ids": landmarks.ensembl_ids, "target_ids": targets.ensembl_ids}
+        annotations = reader.sample_annotations() if hasattr(reader, "sample_annotations") else {}
+        row_of = {s: i for i, s in enumerate(map(str, reader.sample_ids))}
+        kept = [row_of[s] for s in sample_ids]
+        ids = {"sample_ids": sample_ids, "landmark_ids": landmarks.ensembl_ids, "target_ids": targets.ensembl_ids,
+               "sample_annotations": {k: [str(v[i]) for i in kept] for k, v in annotations.items()}}
         write_cache(cache, matrix, len(landmarks), ids, info)
         log.info("Wrote the processed data (%d samples x %d genes) to %s", *matrix.shape, cache)
 
@@ -146,9 +177,51 @@ class MappedMatrixSource:
         with progress_bar(f"Loading {cache.name}", 1) as advance:
             landmarks, targets, ids, info = read_cache(cache, advance)
         data = ExpressionData(landmarks, targets, **ids, info={**info, "cache": str(cache)})
+        if self.sample_annotations is not None:
+            from src.data.io.annotations import read_sample_annotations  # TODO(wire): top-level once the module lands
+
+            design = read_sample_annotations(self.sample_annotations, data.sample_ids, key=f"{CONFIG_KEY}.sample_annotations")
+            for column in design.columns:
+                data.sample_annotations[str(column)] = ["" if v is None or v != v else str(v) for v in design[column]]
         if self.reference is not None:
             data.reference = load_reference(self.reference, len(data.landmark_ids) + len(data.target_ids))
         return data
+
+    def _present_genes(self, genes: GeneColumns, landmarks: GeneMap, targets: GeneMap, features: set[str]):
+        """Keep the genes of both maps that the file holds: the mapping, the two maps restricted to them
+        and what was dropped (``{"landmarks": {"count", "symbols", "ids"}, ...}``, empty if nothing).
+        Refuses when fewer than ``min_gene_fraction`` of the landmarks are present (absent targets only mean
+        fewer genes predicted; a map none of whose genes is present is refused by ``match_genes``)."""
+        if genes.complete:
+            return genes, (landmarks, targets), {}
+        n_lm = len(landmarks)
+        dropped, kept_maps = {}, []
+        for role, gene_map, present in (("landmarks", landmarks, genes.present[:n_lm]), ("targets", targets, genes.present[n_lm:])):
+            n_present = int(present.sum())
+            share = n_present / len(gene_map)
+            missing = [i for i, p in enumerate(present) if not p]
+            first = ", ".join(gene_map.symbols[i] for i in missing[:5])
+            if role == "landmarks" and share < self.min_gene_fraction:
+                limit = max(0.01, int(share * 100) / 100)
+                raise InputError(
+                    f"{self.path}: only {n_present} of the {len(gene_map)} {role[:-1]} genes of {gene_map.path} are in the "
+                    f"file ({share:.1%}; first missing: {first}); expected at least {self.min_gene_fraction:.0%} "
+                    f"({CONFIG_KEY}.min_gene_fraction={self.min_gene_fraction:g}). Check that the maps and "
+                    f"{CONFIG_KEY}.id_type fit the file's ids, or accept the smaller panel: {CONFIG_KEY}.min_gene_fraction={limit:g}"
+                )
+            if missing:
+                dropped[role] = {
+                    "count": len(missing),
+                    "symbols": [gene_map.symbols[i] for i in missing[:20]],
+                    "ids": [gene_map.ensembl_ids[i] for i in missing[:20]],
+                }
+                log.warning(
+                    "%d of the %d %s genes of %s are not in %s and are left out (first: %s); the model uses the %d present "
+                    "(%s.strict_genes=true refuses instead)", len(missing), len(gene_map), role[:-1], gene_map.path.name,
+                    self.path.name, first, n_present, CONFIG_KEY,
+                )
+            kept_maps.append(gene_map.select(present, features if genes.id_type == "probe" else None))
+        return genes.select(genes.present), tuple(kept_maps), dropped
 
     def _read_genes(self, reader: MatrixReader, genes: GeneColumns, max_samples: int | None):
         n = min(len(reader.sample_ids), max_samples or len(reader.sample_ids))
@@ -175,6 +248,12 @@ class MappedMatrixSource:
             return near_duplicates_kept(
                 matrix, n_clusters=self.duplicate_clusters, threshold=self.duplicate_threshold, progress=advance
             )
+
+
+def _known_features(*gene_maps: GeneMap) -> set[str]:
+    """Every id a file of these genes may use for them (symbols, Ensembl ids, probes): tells a table's
+    orientation from its header or first column."""
+    return {i for m in gene_maps for i in (*m.symbols, *m.ensembl_ids, *m.all_probes)}
 
 
 def _compact_rows(matrix: np.ndarray, keep: np.ndarray) -> np.ndarray:

@@ -97,8 +97,9 @@ def test_non_finite_values_fail_naming_file_sample_and_feature_and_leave_no_cach
 def test_bad_files_fail_clearly_and_leave_no_cache(tmp_path, maps):
     values = np.random.default_rng(4).normal(8, 2, size=(6, len(PROBES)))
     missing = _gctx(tmp_path / "missing.gctx", values[:, :-2], features=PROBES[:-2] )
-    with pytest.raises(ValueError, match=r"missing.gctx: 1 probes of .*map_tg.txt are missing \(first: p7_at\)"):
-        _source(missing, maps, tmp_path, id_type="probe").prepare()
+    with pytest.raises(ValueError, match=r"missing.gctx: 1 probes of .*map_tg.txt are missing \(first: p7_at\).*"
+                                         r"to train on the genes present, pass data.source.strict_genes=false"):
+        _source(missing, maps, tmp_path, id_type="probe", strict_genes=True).prepare()
     dup = _gctx(tmp_path / "dup.gctx", values, samples=["GSM1", "GSM2", "GSM1", "GSM3", "GSM4", "GSM5"])
     with pytest.raises(ValueError, match=r"dup.gctx: 1 sample ids occur more than once \(first: GSM1\)"):
         _source(dup, maps, tmp_path).prepare()
@@ -162,3 +163,63 @@ def test_a_corrupted_cache_is_named_with_the_fix(tmp_path, maps):
     cache.write_bytes(cache.read_bytes()[:200])  # e.g. a disk that filled up after the rename
     with pytest.raises(ValueError, match=r"geo_.*\.h5: unreadable data cache .*delete it"):
         source.load()
+
+
+def _gene_maps(tmp_path, n_landmarks=20, n_targets=10):
+    lm, tg = tmp_path / "lm.txt", tmp_path / "tg.txt"
+    lm.write_text("".join(f"L{i}\tENSG1{i:04d}\tl{i}_at\n" for i in range(n_landmarks)))
+    tg.write_text("".join(f"T{i}\tENSG2{i:04d}\tt{i}_at\n" for i in range(n_targets)))
+    return lm, tg
+
+
+def test_absent_genes_are_left_out_recorded_and_named(tmp_path, caplog):
+    lm, tg = _gene_maps(tmp_path)
+    landmarks, targets = read_gene_map(lm), read_gene_map(tg)
+    keep_lm = [e for i, e in enumerate(landmarks.ensembl_ids) if i != 3]  # one landmark of 20 absent (95%)
+    keep_tg = [e for i, e in enumerate(targets.ensembl_ids) if i not in (0, 7)]  # two targets of 10 absent
+    features = keep_tg + keep_lm  # any order
+    values = np.random.default_rng(7).gamma(2.0, 3.0, size=(8, len(features)))
+    path = _gctx(tmp_path / "rnaseq.gctx", values, features=features)
+    with caplog.at_level("WARNING"):
+        data = _source(path, (lm, tg), tmp_path, log2=True).load()
+    assert data.landmark_ids == keep_lm and data.target_ids == keep_tg
+    column = {f: i for i, f in enumerate(features)}
+    np.testing.assert_allclose(data.landmarks, np.log2(values[:, [column[e] for e in keep_lm]] + 1), rtol=1e-5)
+    dropped = data.info["genes_dropped"]
+    assert dropped["landmarks"] == {"count": 1, "symbols": ["L3"], "ids": ["ENSG10003"]}
+    assert dropped["targets"]["count"] == 2 and dropped["targets"]["symbols"] == ["T0", "T7"]
+    assert data.info["landmark_symbols"] == [f"L{i}" for i in range(20) if i != 3]
+    assert "1 of the 20 landmark genes of lm.txt are not in rnaseq.gctx and are left out (first: L3)" in caplog.text
+    with pytest.raises(ValueError, match=r"1 Ensembl gene ids of .*lm.txt are missing \(first: ENSG10003\)"):
+        _source(path, (lm, tg), tmp_path, log2=True, strict_genes=True).prepare()
+
+
+def test_too_few_genes_are_refused_with_a_limit_that_works_when_pasted(tmp_path):
+    lm, tg = _gene_maps(tmp_path)
+    landmarks, targets = read_gene_map(lm), read_gene_map(tg)
+    features = landmarks.ensembl_ids[:15] + targets.ensembl_ids  # 15 of 20 landmarks (75%)
+    path = _gctx(tmp_path / "small.gctx", np.ones((5, len(features))), features=features)
+    with pytest.raises(ValueError) as err:
+        _source(path, (lm, tg), tmp_path).prepare()
+    message = str(err.value)
+    assert "only 15 of the 20 landmark genes" in message and "75.0%" in message and "expected at least 90%" in message
+    fix = message.rsplit(": ", 1)[1]
+    assert fix == "data.source.min_gene_fraction=0.75"
+    data = _source(path, (lm, tg), tmp_path, min_gene_fraction=float(fix.split("=")[1])).load()
+    assert len(data.landmark_ids) == 15
+
+
+def test_sample_annotations_of_the_file_and_a_design_file_reach_the_data(tmp_path):
+    lm, tg = _gene_maps(tmp_path, 2, 2)
+    ids = read_gene_map(lm).ensembl_ids + read_gene_map(tg).ensembl_ids
+    table = tmp_path / "atlas.tsv"
+    samples = ["British, HG00096", "Yoruba, NA18486", "Tuscan, NA20508"]
+    rows = [f"{e}\tG{i}\t" + "\t".join(str(i + j + 1) for j in range(3)) for i, e in enumerate(ids)]
+    table.write_text("# Expression Atlas\nGene ID\tGene Name\t" + "\t".join(samples) + "\n" + "\n".join(rows) + "\n")
+    design = tmp_path / "design.tsv"
+    design.write_text("Run\tSample Characteristic[individual]\tSample Characteristic[sex]\n"
+                      "ERR1\tNA20508\tfemale\nERR2\tHG00096\tmale\nERR3\tNA18486\tfemale\n")
+    data = _source(table, (lm, tg), tmp_path, sample_annotations=design).load()
+    assert data.sample_ids == ["HG00096", "NA18486", "NA20508"]
+    assert data.sample_annotations["sex"] == ["male", "female", "female"]
+    assert "British" in next(v for v in data.sample_annotations.values() if v[0] != "male")
