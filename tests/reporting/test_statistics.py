@@ -45,3 +45,27 @@ def test_the_report_shows_the_seeds_table_and_an_error_bar_figure(runs, tmp_path
     text = report.read_text()
     assert "### Over seeds and folds" in text and "Wilcoxon vs egex" in text
     assert (tmp_path / "report" / "synthetic_mae_over_runs.png").stat().st_size > 1000
+
+
+def test_methods_are_compared_with_ridge_paired_by_fold_with_trust_columns(tmp_path):
+    """Ridge runs once per fold (deterministic); a network runs per fold and seed: each network run pairs with
+    its fold's ridge run, and the test over folds and seeds sees those pairs."""
+    rng = np.random.default_rng(1)
+    base = rng.uniform(0.3, 0.6, size=100)
+    for fold in range(5):
+        folder = tmp_path / f"ridge{fold}"
+        fake_run(folder, "lr_l2", base * (1 + 0.05 * fold))
+        (folder / ".hydra").mkdir()
+        (folder / ".hydra" / "overrides.yaml").write_text(f"- model=lr_l2\n- data.fold={fold}\n- seed=1\n")
+        for seed in range(2):
+            folder = tmp_path / f"net{fold}_{seed}"
+            fake_run(folder, "ridge_residual", 0.98 * base * (1 + 0.05 * fold) + 0.001 * rng.normal(size=100))
+            (folder / ".hydra").mkdir()
+            (folder / ".hydra" / "overrides.yaml").write_text(f"- model=ridge_residual\n- data.fold={fold}\n- seed={seed}\n")
+    summaries = summarise_methods(find_runs([tmp_path]))
+    net, ridge = summaries
+    assert net.method == "ridge_residual" and len(net.vs_ridge) == 10 and all(1.5 < v < 2.5 for v in net.vs_ridge)
+    # Ten pairs (fold x seed), every one in the network's favour: the smallest two-sided p for n=10.
+    assert net.p_vs_ridge_repeats == pytest.approx(wilcoxon(np.ones(10)).pvalue) and net.p_vs_ridge_repeats < 0.01
+    assert net.p_vs_ridge_genes < 1e-10 and ridge.p_vs_ridge_repeats is None
+    assert "p vs ridge, Wilcoxon over folds/seeds" in statistics_table(summaries)
