@@ -25,6 +25,7 @@ from src.common.errors import InputError, cli_errors
 from src.common.progress import progress_bar
 from src.data.genes import match_genes
 from src.data.io.base import detect_format
+from src.data.io.annotations import read_sample_annotations
 from src.data.io.matrix import open_matrix
 from src.data.io.writers import MatrixWriter, check_outputs
 from src.data.transforms import check_values
@@ -112,7 +113,7 @@ def predict(cfg: DictConfig) -> list[Path]:
     # The model's own gene ids and symbols tell a table's orientation (e.g. a samples x symbols CSV).
     known = {*space.landmark_ids, *(space.info.get("landmark_symbols") or []),
              *(p for ps in (space.landmark_probes or []) for p in ps)}
-    reader = open_matrix(cfg.input, cfg.input_format, options_key="reader_options", **options)  # TODO(wire): known_features=known
+    reader = open_matrix(cfg.input, cfg.input_format, options_key="reader_options", known_features=known, **options)
     if len(reader.sample_ids) == 0:
         raise InputError(f"{cfg.input}: the file holds no samples; expected at least one landmark profile to predict from")
     check_orientation(reader, space, cfg)
@@ -150,8 +151,6 @@ def predict(cfg: DictConfig) -> list[Path]:
     holds = detect_format(cfg.output, key=None) in ("h5ad", "gctx")
     samples = dict(reader.sample_annotations()) if holds and hasattr(reader, "sample_annotations") else {}
     if holds and cfg.get("sample_annotations"):  # a design file, joined by run or sample id
-        from src.data.io.annotations import read_sample_annotations  # TODO(wire)
-
         design = read_sample_annotations(cfg.sample_annotations, [str(s) for s in reader.sample_ids], key="sample_annotations")
         samples.update({str(c): np.array(["" if v != v else str(v) for v in design[c]], dtype=object) for c in design.columns})
     with MatrixWriter(cfg.output, reader.sample_ids, target_ids, layers, feature_annotations=annotations,

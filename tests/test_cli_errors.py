@@ -59,9 +59,13 @@ def files(tmp_path_factory) -> dict[str, Path]:
     (d / "not_a_checkpoint.ckpt").write_text("hello\n")
     f["not_ckpt"] = d / "not_a_checkpoint.ckpt"
     f["table"] = d / "genes_in_rows.tsv"
-    pd.DataFrame(values.T, index=PROBES, columns=samples).to_csv(f["table"], sep="\t", index_label="probe")
+    # More unknown features (control spots) than map probes: neither side is mostly known ids, so the
+    # orientation cannot be told and must be given.
+    extra = np.random.default_rng(1).normal(8, 2, size=(6, 60))
+    pd.DataFrame(np.vstack([values.T, extra]), index=PROBES + [f"ctrl{i}" for i in range(6)], columns=samples).to_csv(
+        f["table"], sep="\t", index_label="probe")
     f["dat"] = d / "profiles.dat"
-    f["dat"].write_bytes(raw)
+    f["dat"].write_bytes(bytes(range(256)) * 4)  # neither HDF5 nor text: the format is told by neither content nor name
 
     from src.train import train
 

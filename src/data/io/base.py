@@ -1,5 +1,5 @@
-"""What every matrix reader shares: the reader protocol, its error type, the format from a file name
-and the unique-id check. The format modules (gctx, h5ad, table) import this; nothing here imports them.
+"""What every matrix reader shares: the reader protocol, its error type, the format from a file's content
+(or name) and the unique-id check. The format modules (gctx, h5ad, table) import this; nothing here imports them.
 
 A reader knows its sample ids and feature (probe or gene) ids up front and yields the values in
 blocks of samples, so a file larger than memory can be processed block by block::
@@ -13,6 +13,7 @@ Sample and feature ids must be unique; non-finite values are left to the caller 
 
 from __future__ import annotations
 
+import gzip
 import os
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -42,11 +43,36 @@ class MatrixReader(Protocol):
         ...
 
 
-def detect_format(path: str | os.PathLike, key: str | None = "input_format") -> str:
-    """``gctx``, ``h5ad`` or ``table`` from the file name (``.gz`` is looked through).
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+GZIP_MAGIC = b"\x1f\x8b"
+SNIFF_BYTES = 8192
 
-    ``key`` is the config key that sets the format explicitly, named in the error (None: there is none).
+
+def detect_format(path: str | os.PathLike, key: str | None = "input_format") -> str:
+    """``gctx``, ``h5ad`` or ``table`` from the file's content if it exists, else from its name.
+
+    Content (:func:`sniff_format`): an HDF5 file is ``h5ad`` when its root has ``obs`` and ``var`` (the
+    AnnData layout), else ``gctx``; text, plain or gzipped, is a ``table``. The name (``.gz`` looked
+    through) decides for a path that does not exist yet (an output file) or whose content is neither (an
+    empty file, other binary data). ``key`` is the config key that sets the format explicitly, named in the
+    error (None: there is none).
     """
+    sniffed = sniff_format(path)
+    if sniffed is not None:
+        return sniffed
+    by_name = format_from_name(path)
+    if by_name is not None:
+        return by_name
+    fix = f" (or give the format explicitly: {key}=gctx, {key}=h5ad or {key}=table)" if key else ""
+    seen = "content or " if Path(path).is_file() else ""
+    raise MatrixFormatError(
+        f"{path}: cannot tell the format from the file's {seen}name; expected an HDF5 file (GCTX, .h5ad), a text "
+        f"table (optionally gzipped) or a name ending in .gctx, .h5ad, .csv, .tsv or .txt{fix}"
+    )
+
+
+def format_from_name(path: str | os.PathLike) -> str | None:
+    """``gctx``, ``h5ad`` or ``table`` from the file name's suffix (``.gz`` looked through); None if unknown."""
     name = Path(path).name.lower()
     if name.endswith(".gz"):
         name = name[:-3]
@@ -56,10 +82,47 @@ def detect_format(path: str | os.PathLike, key: str | None = "input_format") -> 
         return "h5ad"
     if name.endswith((".csv", ".tsv", ".txt", ".tab")):
         return "table"
-    fix = f" (or give the format explicitly: {key}=gctx, {key}=h5ad or {key}=table)" if key else ""
-    raise MatrixFormatError(
-        f"{path}: cannot tell the format from the file name; expected .gctx, .h5ad, .csv, .tsv or .txt{fix}"
-    )
+    return None
+
+
+def sniff_format(path: str | os.PathLike) -> str | None:
+    """``gctx``, ``h5ad`` or ``table`` from the first bytes of an existing file; None when the file does not
+    exist, cannot be read, is empty or is neither HDF5 nor text (plain or gzipped)."""
+    path = Path(path)
+    try:
+        if not path.is_file():
+            return None
+        with open(path, "rb") as f:
+            head = f.read(SNIFF_BYTES)
+        if head.startswith(HDF5_SIGNATURE):
+            return _hdf5_format(path)
+        if head.startswith(GZIP_MAGIC):
+            with gzip.open(path, "rb") as f:
+                head = f.read(SNIFF_BYTES)
+            return "table" if _looks_like_text(head) else None  # (a gzipped HDF5 file cannot be read in place)
+    except (OSError, EOFError):
+        return None
+    return "table" if _looks_like_text(head) else None
+
+
+def _hdf5_format(path: Path) -> str:
+    """``h5ad`` for an HDF5 file with ``obs`` and ``var`` at its root, else ``gctx`` (also when unreadable:
+    the name decides between the two then, so that the reader reports the problem)."""
+    import h5py  # only for HDF5 files
+
+    try:
+        with h5py.File(path, "r") as f:
+            return "h5ad" if "obs" in f and "var" in f else "gctx"
+    except OSError:
+        return "h5ad" if format_from_name(path) == "h5ad" else "gctx"
+
+
+def _looks_like_text(head: bytes) -> bool:
+    """True if ``head`` (a file's first bytes) is non-empty text: no NUL byte, (almost) no control characters."""
+    if not head or b"\x00" in head:
+        return False
+    control = sum(b < 32 and b not in (9, 10, 12, 13) for b in head)
+    return control <= len(head) // 100
 
 
 def check_unique(ids: Sequence[str], what: str, path: str | os.PathLike) -> None:

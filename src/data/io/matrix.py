@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from pathlib import Path
 
 from src.data.io.base import FORMATS, MatrixFormatError, MatrixReader, detect_format
@@ -14,13 +15,17 @@ READERS = {"gctx": GCTXReader, "h5ad": H5ADReader, "table": TableReader}
 
 
 def open_matrix(
-    path: str | os.PathLike, format: str = "auto", format_key: str = "input_format", options_key: str | None = None, **options
+    path: str | os.PathLike, format: str = "auto", format_key: str = "input_format", options_key: str | None = None,
+    known_features: Collection[str] | None = None, **options
 ) -> MatrixReader:
-    """Open ``path`` as a :class:`MatrixReader`; ``format`` is ``auto``, ``gctx``, ``h5ad`` or ``table``.
+    """Open ``path`` as a :class:`MatrixReader`; ``format`` is ``auto`` (from the file's content, see
+    :func:`~src.data.io.base.detect_format`), ``gctx``, ``h5ad`` or ``table``.
 
     ``options`` go to the format's reader (e.g. ``annotation_columns`` for tables); ``format_key``
     is the config key that sets the format and ``options_key`` the one that holds ``options``
     (e.g. ``reader_options``), so that errors suggest valid overrides (``+reader_options.sep=','``).
+    ``known_features`` (ids and gene symbols the caller knows) go to table readers only, to tell a table's
+    orientation; other readers ignore them.
     """
     path = Path(path)
     if not path.exists():
@@ -28,6 +33,9 @@ def open_matrix(
     kind = detect_format(path, format_key) if format == "auto" else format
     if kind not in READERS:
         raise MatrixFormatError(f"{format_key}={format}: unknown format for {path}; expected one of auto, {', '.join(FORMATS)}")
-    if kind == "table" and options_key is not None:
-        options["options_key"] = options_key
+    if kind == "table":
+        if options_key is not None:
+            options["options_key"] = options_key
+        if known_features is not None:
+            options["known_features"] = known_features
     return READERS[kind](path, **options)

@@ -28,6 +28,7 @@ from src.data.cache import content_hash, file_identity, fingerprint, read_cache,
 from src.data.dedup import near_duplicates_kept
 from src.data.genes import GeneColumns, GeneMap, match_genes, read_gene_map
 from src.data.io.base import MatrixReader
+from src.data.io.annotations import read_sample_annotations
 from src.data.io.matrix import open_matrix
 from src.data.transforms import check_values, log2p1
 from src.data.reference import load_reference
@@ -134,7 +135,7 @@ class MappedMatrixSource:
         started = time.perf_counter()
         reader = open_matrix(self.path, self.format, format_key=f"{CONFIG_KEY}.format",
                              options_key=f"{CONFIG_KEY}.reader_options",
-                             **self.reader_options)  # TODO(wire): known_features=_known_features(landmarks, targets)
+                             known_features=_known_features(landmarks, targets), **self.reader_options)
         genes = match_genes(
             reader.feature_ids, [landmarks, targets], self.id_type, str(self.path), allow_missing=not self.strict_genes,
             hint=f"to train on the genes present, pass {CONFIG_KEY}.strict_genes=false",
@@ -178,8 +179,6 @@ class MappedMatrixSource:
             landmarks, targets, ids, info = read_cache(cache, advance)
         data = ExpressionData(landmarks, targets, **ids, info={**info, "cache": str(cache)})
         if self.sample_annotations is not None:
-            from src.data.io.annotations import read_sample_annotations  # TODO(wire): top-level once the module lands
-
             design = read_sample_annotations(self.sample_annotations, data.sample_ids, key=f"{CONFIG_KEY}.sample_annotations")
             for column in design.columns:
                 data.sample_annotations[str(column)] = ["" if v is None or v != v else str(v) for v in design[column]]
@@ -200,7 +199,8 @@ class MappedMatrixSource:
             n_present = int(present.sum())
             share = n_present / len(gene_map)
             missing = [i for i, p in enumerate(present) if not p]
-            first = ", ".join(gene_map.symbols[i] for i in missing[:5])
+            ids = gene_map.probes if genes.id_type == "probe" else [[e] for e in gene_map.ensembl_ids]
+            first = ", ".join(f"{gene_map.symbols[i]} ({','.join(ids[i])})" for i in missing[:5])
             if role == "landmarks" and share < self.min_gene_fraction:
                 limit = max(0.01, int(share * 100) / 100)
                 raise InputError(

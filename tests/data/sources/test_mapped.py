@@ -189,7 +189,7 @@ def test_absent_genes_are_left_out_recorded_and_named(tmp_path, caplog):
     assert dropped["landmarks"] == {"count": 1, "symbols": ["L3"], "ids": ["ENSG10003"]}
     assert dropped["targets"]["count"] == 2 and dropped["targets"]["symbols"] == ["T0", "T7"]
     assert data.info["landmark_symbols"] == [f"L{i}" for i in range(20) if i != 3]
-    assert "1 of the 20 landmark genes of lm.txt are not in rnaseq.gctx and are left out (first: L3)" in caplog.text
+    assert "1 of the 20 landmark genes of lm.txt are not in rnaseq.gctx and are left out (first: L3 (ENSG10003))" in caplog.text
     with pytest.raises(ValueError, match=r"1 Ensembl gene ids of .*lm.txt are missing \(first: ENSG10003\)"):
         _source(path, (lm, tg), tmp_path, log2=True, strict_genes=True).prepare()
 
