@@ -1,5 +1,7 @@
 """Prediction on new landmark data: round trips in every format, streaming, and refused input."""
 
+import json
+
 import anndata
 import numpy as np
 import pandas as pd
@@ -338,3 +340,66 @@ def test_intervals_or_reliable_genes_from_a_checkpoint_without_calibration_are_r
             _predict(tmp_path, ckpt, source, tmp_path / "out.h5ad", option)
         assert not (tmp_path / "out.h5ad").exists()
     assert _predict(tmp_path, ckpt, source, tmp_path / "out.h5ad")  # without them it predicts
+
+
+def _cohort(root, n_samples=80, n_landmarks=30, n_targets=20, absent_landmark=True):
+    """Gene maps and one real-looking cohort: targets a noisy linear function of the landmarks (log2 TPM)."""
+    rng = np.random.default_rng(3)
+    lm, tg = root / "map_lm.txt", root / "map_tg.txt"
+    lm.write_text("".join(f"LMK{i}\tENSG1{i:05d}\t{i}_at\n" for i in range(n_landmarks)))
+    tg.write_text("".join(f"TGT{i}\tENSG2{i:05d}\t{1000 + i}_at\n" for i in range(n_targets)))
+    x = rng.normal(3, 1, size=(n_samples, n_landmarks))
+    y = x @ rng.normal(0, 0.3, size=(n_landmarks, n_targets)) + 0.2 * rng.normal(size=(n_samples, n_targets))
+    tpm = np.round(np.exp2(np.clip(np.hstack([x, y + 3]), 0, None)) - 1, 1)
+    tpm[tpm < 0.5] = 0  # below the cutoff: written blank
+    return (lm, tg), tpm
+
+
+def test_an_expression_atlas_file_and_a_samples_by_symbols_csv_train_and_predict_as_published(tmp_path):
+    (lm, tg), tpm = _cohort(tmp_path)
+    n_lm = 30
+    ens = [f"ENSG1{i:05d}" for i in range(n_lm) if i != 5] + [f"ENSG2{i:05d}" for i in range(20)]  # landmark 5 absent
+    values = np.delete(tpm, 5, axis=1)
+    samples = [f"NA{10000 + i}" for i in range(len(tpm))]
+    atlas = tmp_path / "E-TEST-1-query-results.tpms.tsv"
+    lines = ["# Expression Atlas", "# Query: Genes matching: 'default query'", "# Selected columns: 80 (all)", "# Timestamp: now",
+             "\t".join(["Gene ID", "Gene Name", *(f"Yoruba, {s}" for s in samples)])]
+    for g, column in zip(ens, values.T):
+        lines.append("\t".join([g, g.replace("ENSG", "SYM"), *("" if v == 0 else f"{v:g}" for v in column)]))
+    atlas.write_text("\n".join(lines) + "\n")
+    design = tmp_path / "E-TEST-1-experiment-design.tsv"
+    design.write_text("Run\tSample Characteristic[individual]\tSample Characteristic[sex]\n" +
+                      "".join(f"ERR{i}\t{s}\t{'male' if i % 2 else 'female'}\n" for i, s in enumerate(samples)))
+    cfg = compose_config("train", tmp_path, [
+        "data=matrix", f"data.source.path={atlas}", f"data.source.landmark_map={lm}", f"data.source.target_map={tg}",
+        "data.source.log2=true", f"data.source.sample_annotations={design}", "model=lr_l2", "logger=none",
+    ], tmp_path / "data")
+    metrics = train(cfg)
+    run = tmp_path / cfg.paths.output_dir
+    meta = json.loads((run / "metrics.json").read_text())
+    assert meta["genes_dropped"]["landmarks"] == {"count": 1, "symbols": ["LMK5"], "ids": ["ENSG100005"]}
+    assert metrics["test/mae"] < 0.6
+    splits = pd.read_csv(run / "splits.tsv", sep="\t")
+    assert {"header_annotation", "sex"} <= set(splits.columns) and set(splits["header_annotation"]) == {"Yoruba"}
+    ckpt = run / "checkpoints" / "best.ckpt"
+    assert len(load_model(ckpt).preprocessing.landmark_ids) == n_lm - 1  # the checkpoint names the landmarks it uses
+    # The same file predicts as it lies, its header annotations and the design file carried into the output.
+    out = tmp_path / "atlas_pred.h5ad"
+    _predict(tmp_path, ckpt, atlas, out, "interval=0.9", f"sample_annotations={design}")
+    pred = anndata.read_h5ad(out)
+    assert list(pred.obs_names) == samples and set(pred.obs["header_annotation"]) == {"Yoruba"}
+    assert list(pred.obs["sex"][:2]) == ["female", "male"] and pred.n_vars == 20
+    # A samples x symbols CSV (the most common file a biologist has) trains and predicts with no override.
+    maps = {f"ENSG1{i:05d}": f"LMK{i}" for i in range(n_lm)} | {f"ENSG2{i:05d}": f"TGT{i}" for i in range(20)}
+    csv = tmp_path / "cohort.csv"
+    pd.DataFrame(np.log2(tpm + 1), index=samples, columns=list(maps.values())).to_csv(csv, index_label="sample")
+    cfg = compose_config("train", tmp_path / "csv", [
+        "data=matrix", f"data.source.path={csv}", f"data.source.landmark_map={lm}", f"data.source.target_map={tg}",
+        "model=lr_l2", "logger=none",
+    ], tmp_path / "data")
+    train(cfg)
+    ckpt = tmp_path / "csv" / cfg.paths.output_dir / "checkpoints" / "best.ckpt"
+    landmarks_only = tmp_path / "landmarks.csv"
+    pd.DataFrame(np.log2(tpm[:5, :n_lm] + 1), index=samples[:5], columns=[f"lmk{i}" for i in range(n_lm)]).to_csv(landmarks_only)
+    written = _predict(tmp_path, ckpt, landmarks_only, tmp_path / "sym_pred.csv")
+    assert pd.read_csv(written[0], index_col=0).shape == (5, 20)
