@@ -1,10 +1,11 @@
-"""The landmark graph file (src/data/graph.py) and the synthetic data's true landmark graph."""
+"""The landmark graph file and the co-expression graph (src/data/graph.py), and the synthetic data's true graph."""
 
 import numpy as np
 import pytest
+import torch
 
 from src.common.errors import InputError
-from src.data.graph import LandmarkGraph, read_graph, write_graph
+from src.data.graph import LandmarkGraph, coexpression_graph, read_graph, write_graph
 from src.data.sources.synthetic import SyntheticSource
 from src.data.synthetic import SyntheticSpec, _Genes, ensure_synthetic_graph, generate, landmark_graph
 
@@ -75,6 +76,64 @@ def test_from_pairs_merges_duplicates_and_drops_self_pairs():
     graph = LandmarkGraph.from_pairs([(2, 1, 1.0), (1, 2, 3.0), (0, 0, 1.0)], 3)
     assert graph.edges.tolist() == [[1], [2]] and graph.weights.tolist() == [3.0]
     assert LandmarkGraph.from_pairs([], 3).edges.shape == (2, 0)
+
+
+# ------------------------------------------------------------------------- the co-expression graph
+def _paired(n=200, seed=0):
+    """12 genes: (0, 1), (2, 3), (4, 5) strongly correlated pairs ((4, 5) negatively), the rest independent."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 12))
+    x[:, 1] = x[:, 0] + 0.1 * rng.normal(size=n)
+    x[:, 3] = 3 * x[:, 2] + 5 + 0.2 * rng.normal(size=n)  # scale and shift do not matter
+    x[:, 5] = -x[:, 4] + 0.1 * rng.normal(size=n)  # a negative correlation is as strong
+    return x
+
+
+def test_the_coexpression_graph_joins_each_gene_to_its_most_correlated_symmetrised_without_self_loops():
+    x = _paired()
+    strongest = coexpression_graph(x, 1)
+    assert {(0, 1), (2, 3), (4, 5)} <= set(map(tuple, strongest.edges.T.tolist()))
+    graph = coexpression_graph(x, 3)
+    a, b = graph.edges
+    assert (a < b).all() and len(set(zip(a.tolist(), b.tolist()))) == graph.n_edges  # undirected, unique, no loops
+    assert graph.degrees().min() >= 3 and graph.n_edges <= 12 * 3
+    corr = np.abs(np.corrcoef(x, rowvar=False))
+    np.fill_diagonal(corr, -1)
+    adjacent = np.zeros((12, 12), dtype=bool)
+    adjacent[a, b] = adjacent[b, a] = True
+    for gene in range(12):  # every gene reaches its own 3 strongest; every edge is one end's choice (union)
+        assert adjacent[gene, np.argsort(-corr[gene])[:3]].all()
+    top3 = {(g, int(h)) for g in range(12) for h in np.argsort(-corr[g])[:3]}
+    assert all((i, j) in top3 or (j, i) in top3 for i, j in zip(a.tolist(), b.tolist()))
+    np.testing.assert_allclose(graph.weights, corr[a, b])
+    assert coexpression_graph(x, 50).n_edges == 12 * 11 // 2  # k above the genes: every pair
+
+
+def test_the_coexpression_graph_is_the_same_in_blocks_from_float32_tensors_and_breaks_ties_by_index():
+    x = _paired(301).astype(np.float32)
+    whole = coexpression_graph(x, 2, block_rows=10_000)
+    blocked = coexpression_graph(torch.from_numpy(x), 2, block_rows=7)
+    assert blocked.edges.tolist() == whole.edges.tolist()
+    np.testing.assert_allclose(blocked.weights, whole.weights, rtol=1e-12)
+    # Exact ties (integer values, zero means): 1, 2 and 3 are one gene (|r| 1 with each other), 0 has
+    # |r| 0.5 with 1, 2, 3 and 4. Each gene takes the lowest index among its equals.
+    v = [1, 1, 1, 1, -1, -1, -1, -1]
+    w = [1, 1, 1, -1, 1, -1, -1, -1]
+    u = [1, 1, -1, 1, -1, 1, -1, -1]
+    tied = np.array([v, w, w, w, u], dtype=np.float64).T
+    assert coexpression_graph(tied, 1).edges.tolist() == [[0, 0, 1, 1], [1, 4, 2, 3]]
+
+
+def test_a_constant_gene_gets_no_coexpression_neighbour():
+    x = _paired()
+    x[:, 7] = 4.2
+    graph = coexpression_graph(x, 2)
+    assert graph.degrees()[7] == 0 and graph.degrees()[np.arange(12) != 7].min() >= 2
+    with pytest.raises(InputError, match="at least 2 training samples"):
+        coexpression_graph(x[:1], 2)
+    x[3, 2] = np.nan
+    with pytest.raises(InputError, match="non-finite"):
+        coexpression_graph(x, 2)
 
 
 # ------------------------------------------------------------------------- the synthetic data's graph
