@@ -8,7 +8,7 @@ import torch
 from src.models.checkpoint import load_model
 from src.train import build_datamodule, train
 
-MODELS = ["lr", "lr_l1", "lr_l2", "knn", "dgex", "taaf", "autoencoder", "egex", "resmlp", "ggan", "ncnn"]
+MODELS = ["lr", "lr_l1", "lr_l2", "knn", "dgex", "taaf", "autoencoder", "egex", "resmlp", "ggan", "ncnn", "ridge_residual"]
 
 
 def _mean_predictor_mae(cfg) -> float:

@@ -87,6 +87,44 @@ def lasso_path(
     return [out[a] for a in alphas]
 
 
+def set_solution(linear: nn.Linear, w: torch.Tensor, x_mean: torch.Tensor, y_mean: torch.Tensor) -> None:
+    """Put the centred-data solution ``w`` (landmarks x targets) into ``linear``, with the intercept
+    ``y_mean - x_mean @ w`` as its bias."""
+    with torch.no_grad():
+        linear.weight.copy_(w.T.to(linear.weight.dtype))
+        linear.bias.copy_((y_mean - x_mean @ w).to(linear.bias.dtype))
+
+
+def choose_on_validation(
+    linear: nn.Linear, solutions: Sequence[tuple[float, torch.Tensor]], x_mean: torch.Tensor, y_mean: torch.Tensor,
+    val: TensorBatches,
+) -> tuple[float, torch.Tensor]:
+    """Set ``linear`` to the one of ``solutions`` (``(alpha, w)`` pairs) with the lowest MAE on ``val``
+    (the only one, unscored, when there is one); returns its ``(alpha, w)``."""
+    best = None
+    for alpha, w in solutions:
+        set_solution(linear, w, x_mean, y_mean)
+        mae = chunked_mae(linear, val) if len(solutions) > 1 else 0.0
+        if best is None or mae < best[0]:
+            best = (mae, alpha, w)
+    _, alpha, w = best
+    set_solution(linear, w, x_mean, y_mean)
+    return alpha, w
+
+
+@torch.no_grad()
+def fit_ridge(
+    linear: nn.Linear, train: TensorBatches, val: TensorBatches, alphas: Sequence[float]
+) -> tuple[float, torch.Tensor, torch.Tensor]:
+    """LR-L2 (ridge) on ``train`` into ``linear``, the alpha of ``alphas`` with the lowest MAE on ``val``
+    kept, exactly as ``LinearRegression(penalty="l2", alphas=alphas)`` fits it. Returns that alpha and the
+    training landmarks' mean and ``X'X/n`` (float64), from which the fit's leverages follow."""
+    alphas = [float(a) for a in alphas]
+    x_mean, y_mean, g, c = gram(train.landmarks, train.targets)
+    alpha, _ = choose_on_validation(linear, list(zip(alphas, ridge_path(g, c, alphas))), x_mean, y_mean, val)
+    return alpha, x_mean, g
+
+
 class LinearRegression(ClosedFormModel):
     """LR / LR-L1 / LR-L2 as an ``nn.Linear``, fitted in closed form (see the module docstring).
 
@@ -120,19 +158,8 @@ class LinearRegression(ClosedFormModel):
         path = ridge_path if self.penalty == "l2" else lambda g, c, a: lasso_path(g, c, a, self.hparams.max_iter, self.hparams.tol)
         return list(zip(self.alphas, path(g, c, self.alphas)))
 
-    def _set(self, w: torch.Tensor, x_mean: torch.Tensor, y_mean: torch.Tensor) -> None:
-        self.net.weight.copy_(w.T.to(self.net.weight.dtype))
-        self.net.bias.copy_((y_mean - x_mean @ w).to(self.net.bias.dtype))
-
     def fit(self, train: TensorBatches, val: TensorBatches) -> None:
         x_mean, y_mean, g, c = gram(train.landmarks, train.targets)
-        best = None
-        for alpha, w in self._solutions(g, c):
-            self._set(w, x_mean, y_mean)
-            mae = chunked_mae(self.net, val) if len(self.alphas) > 1 else 0.0
-            if best is None or mae < best[0]:
-                best = (mae, alpha, w)
-        _, alpha, w = best
-        self._set(w, x_mean, y_mean)
+        alpha, w = choose_on_validation(self.net, self._solutions(g, c), x_mean, y_mean, val)
         if self.penalty != "none":
             self.selected = {"alpha": alpha, "nonzero_fraction": float((w != 0).double().mean())}

@@ -121,6 +121,7 @@ MODEL_CHECKS = _check_table(
     ("model.latent", _positive_int, "a positive latent size", "128"),
     ("model.n_splits", _positive_int, "a positive number of target partitions", "2"),
     ("model.alphas", _list_of(lambda v: _number(v) and v > 0), "a list of positive penalty strengths", "[0.01,0.1,1.0]"),
+    ("model.residual_shrinkage", lambda v: _number(v) and v >= 1, "a factor >= 1 (1: the selected ridge)", "100"),
     ("model.ks", _list_of(_positive_int, non_empty=True), "a list of positive neighbour counts", "[1,5,10]"),
     ("model.max_iter", _positive_int, POSITIVE_INT, "200"),
     ("model.tol", lambda v: _number(v) and v > 0, "a positive tolerance", "1e-4"),
