@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from src.common.errors import InputError
 from src.data.batches import TensorBatches
 from src.models.base import ExpressionModel
 
@@ -37,11 +38,7 @@ class ClosedFormModel(ExpressionModel):
         if bar is not None and not bar.is_disabled:
             bar.disable()
             self.__dict__["_bar_hidden"] = bar
-        datamodule = self.trainer.datamodule
-        train, val = (
-            TensorBatches(*(t.to(self.device) for t in (s.landmarks, s.targets)))
-            for s in (datamodule.split_data("train"), datamodule.split_data("val"))
-        )
+        train, val = whole_splits(self)
         with torch.no_grad():
             self.fit(train, val)
 
@@ -64,6 +61,19 @@ class ClosedFormModel(ExpressionModel):
     def load_extras(self, extras: dict) -> None:
         super().load_extras(extras)
         self.selected = dict(extras.get("selected") or {})
+
+
+def whole_splits(module) -> tuple[TensorBatches, TensorBatches]:
+    """The whole training and validation splits of ``module``'s DataModule, on its device: what a closed-form
+    fit reads (every DDP process holds them entirely, so each computes the same solution)."""
+    datamodule = module.trainer.datamodule
+    if datamodule is None or not hasattr(datamodule, "split_data"):
+        raise InputError(f"{type(module).__name__} is fitted in closed form from the DataModule's whole training "
+                         "split: fit it with a datamodule (src.train does)")
+    return tuple(
+        TensorBatches(*(t.to(module.device) for t in (s.landmarks, s.targets)))
+        for s in (datamodule.split_data("train"), datamodule.split_data("val"))
+    )
 
 
 def chunked_mae(predict, data: TensorBatches, chunk: int = 2048) -> float:

@@ -22,6 +22,7 @@ import torch
 from src.common.errors import InputError
 from src.data.batches import TensorBatches
 from src.models.base import ExpressionModel
+from src.models.closed_form import whole_splits
 from src.models.linear import fit_ridge
 from src.models.networks.autoencoder import LatentRegressor
 from src.models.networks.mlp import MLP
@@ -142,14 +143,7 @@ class RidgeResidual(ExpressionModel):
     def on_fit_start(self) -> None:
         if self.trainer.ckpt_path is not None:
             return  # resumed: the weights are the checkpoint's
-        datamodule = self.trainer.datamodule
-        if datamodule is None or not hasattr(datamodule, "split_data"):
-            raise InputError("RidgeResidual fits its ridge path from the DataModule's whole training split: "
-                             "fit it with a datamodule (src.train does)")
-        train, val = (
-            TensorBatches(*(t.to(self.device) for t in (s.landmarks, s.targets)))
-            for s in (datamodule.split_data("train"), datamodule.split_data("val"))
-        )
+        train, val = whole_splits(self)
         with torch.no_grad():
             self.fit_linear(train, val)
 
