@@ -24,7 +24,7 @@ from omegaconf import DictConfig
 from src.common.errors import InputError, cli_errors
 from src.common.progress import progress_bar
 from src.data.genes import match_genes
-from src.data.io.base import detect_format
+from src.data.io.base import output_format
 from src.data.io.annotations import read_sample_annotations
 from src.data.io.matrix import open_matrix
 from src.data.io.writers import MatrixWriter, check_outputs
@@ -148,7 +148,7 @@ def predict(cfg: DictConfig) -> list[Path]:
     target_ids = [g for g, k in zip(space.target_ids, keep) if k]
     # The input's sample annotations (obs of an h5ad, column metadata of a GCTX) travel with the predictions
     # into formats that hold them (h5ad obs, GCTX column metadata; CSV outputs carry none).
-    holds = detect_format(cfg.output, key=None) in ("h5ad", "gctx")
+    holds = output_format(cfg.output) in ("h5ad", "gctx")
     samples = dict(reader.sample_annotations()) if holds and hasattr(reader, "sample_annotations") else {}
     if holds and cfg.get("sample_annotations"):  # a design file, joined by run or sample id
         design = read_sample_annotations(cfg.sample_annotations, [str(s) for s in reader.sample_ids], key="sample_annotations")

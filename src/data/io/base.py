@@ -71,6 +71,16 @@ def detect_format(path: str | os.PathLike, key: str | None = "input_format") -> 
     )
 
 
+def output_format(path: str | os.PathLike) -> str:
+    """The format an output file is written in: from its name only (an existing file of that name, about to be
+    replaced, does not decide)."""
+    by_name = format_from_name(path)
+    if by_name is None:
+        raise MatrixFormatError(f"{path}: cannot tell the output format from the name; expected a name ending in "
+                                f".gctx, .h5ad, .csv or .tsv (optionally .gz), e.g. {Path(path).stem}.h5ad")
+    return by_name
+
+
 def format_from_name(path: str | os.PathLike) -> str | None:
     """``gctx``, ``h5ad`` or ``table`` from the file name's suffix (``.gz`` looked through); None if unknown."""
     name = Path(path).name.lower()

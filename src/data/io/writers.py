@@ -44,7 +44,7 @@ import numpy as np
 from src.common.errors import InputError
 from src.common.atomic import atomic_path
 from src.data.io.gctx import GCTXWriter
-from src.data.io.base import detect_format
+from src.data.io.base import output_format
 from src.data.io.table import guess_separator
 
 
@@ -236,7 +236,7 @@ class MatrixWriter:
                  uns: Mapping[str, str] | None = None):
         self.path = Path(path)
         self.layers = list(layers)
-        self.format = detect_format(self.path, key=None) if format == "auto" else format
+        self.format = output_format(self.path) if format == "auto" else format
         if self.format not in ("gctx", "h5ad", "table"):
             raise ValueError(f"{self.path}: cannot write format {self.format!r}; expected gctx, h5ad or table")
         self.sample_ids, self.feature_ids = [str(s) for s in sample_ids], [str(f) for f in feature_ids]
@@ -278,7 +278,7 @@ class MatrixWriter:
         writing anything, e.g. to check them first (:func:`check_outputs`). Annotations and ``uns`` may be
         given as the mappings or as ``True``/``False`` (whether there will be any)."""
         path = Path(path)
-        format = detect_format(path, key=None) if format == "auto" else format
+        format = output_format(path) if format == "auto" else format
         matrices, sidecars = _plan(path, format, layers, _given(feature_annotations), _given(sample_annotations),
                                    _given(uns))
         return matrices + list(sidecars.values())

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from src.data.io.base import MatrixFormatError, detect_format, sniff_format
+from src.data.io.base import MatrixFormatError, detect_format, output_format, sniff_format
 from src.data.io.gctx import GCTXReader, write_gctx
 from src.data.io.h5ad import H5ADReader
 from src.data.io.matrix import open_matrix
@@ -72,3 +72,11 @@ def test_gzipped_table_without_gz_suffix_opens(tmp_path):
     reader = open_matrix(path)
     assert isinstance(reader, TableReader) and list(reader.sample_ids) == ["s1", "s2"]
     np.testing.assert_array_equal(reader.values, [[1, 3], [2, 4]])
+
+
+def test_an_output_format_comes_from_the_name_even_over_an_existing_file_of_other_content(tmp_path):
+    existing = tmp_path / "pred.csv"
+    gctx(tmp_path / "g.gctx").rename(existing)  # an HDF5 file where a CSV is about to be written
+    assert detect_format(existing) == "gctx" and output_format(existing) == "table"
+    with pytest.raises(MatrixFormatError, match=r"out\.xyz: cannot tell the output format from the name.*e\.g\. out\.h5ad"):
+        output_format(tmp_path / "out.xyz")
