@@ -58,11 +58,11 @@ def provenance_of(cfg: DictConfig, model, genes) -> dict[str, str]:
     }
 
 
-def check_orientation(reader, space, cfg: DictConfig) -> None:
+def check_orientation(reader, landmark_map, cfg: DictConfig) -> None:
     """A transposed file (genes as rows of an h5ad, samples as columns where rows were expected) has the
-    model's landmark ids among its *sample* ids: say so, with the fix, instead of 'landmarks missing'."""
-    landmarks = set(space.landmark_ids) | {p for ps in (space.landmark_probes or []) for p in ps}
-    landmarks |= {s.upper() for s in space.info.get("landmark_symbols") or []}
+    model's landmark ids (``landmark_map``'s) among its *sample* ids: say so, with the fix, instead of
+    'landmarks missing'."""
+    landmarks = {*landmark_map.ensembl_ids, *landmark_map.all_probes, *(s.upper() for s in landmark_map.symbols)}
     as_features = sum(str(f) in landmarks or str(f).upper() in landmarks for f in reader.feature_ids)
     as_samples = sum(str(s) in landmarks or str(s).upper() in landmarks for s in reader.sample_ids)
     if as_samples > max(10, 2 * as_features):
@@ -110,15 +110,15 @@ def predict(cfg: DictConfig) -> list[Path]:
     options = dict(cfg.get("reader_options") or {})
     if cfg.get("id_field"):  # CMap/LINCS GCTX: feature ids from a row-metadata field
         options["id_field"] = cfg.id_field
+    landmark_map = space.landmark_map(cfg.ckpt_path)
     # The model's own gene ids and symbols tell a table's orientation (e.g. a samples x symbols CSV).
-    known = {*space.landmark_ids, *(space.info.get("landmark_symbols") or []),
-             *(p for ps in (space.landmark_probes or []) for p in ps)}
-    reader = open_matrix(cfg.input, cfg.input_format, options_key="reader_options", known_features=known, **options)
+    reader = open_matrix(cfg.input, cfg.input_format, options_key="reader_options",
+                         known_features=landmark_map.known_ids, **options)
     if len(reader.sample_ids) == 0:
         raise InputError(f"{cfg.input}: the file holds no samples; expected at least one landmark profile to predict from")
-    check_orientation(reader, space, cfg)
+    check_orientation(reader, landmark_map, cfg)
     genes = match_genes(
-        reader.feature_ids, [space.landmark_map(cfg.ckpt_path)], cfg.id_type, str(cfg.input),
+        reader.feature_ids, [landmark_map], cfg.id_type, str(cfg.input),
         allow_missing=cfg.missing_landmarks == "impute",
         hint="to predict from the landmarks present (the others imputed, intervals recalibrated), pass missing_landmarks=impute",
         candidates=("probe", "ensembl", "symbol") if space.landmark_probes else ("ensembl", "symbol"),
@@ -152,7 +152,7 @@ def predict(cfg: DictConfig) -> list[Path]:
     samples = dict(reader.sample_annotations()) if holds and hasattr(reader, "sample_annotations") else {}
     if holds and cfg.get("sample_annotations"):  # a design file, joined by run or sample id
         design = read_sample_annotations(cfg.sample_annotations, [str(s) for s in reader.sample_ids], key="sample_annotations")
-        samples.update({str(c): np.array(["" if v != v else str(v) for v in design[c]], dtype=object) for c in design.columns})
+        samples.update({str(c): design[c].to_numpy(dtype=object) for c in design.columns})
     with MatrixWriter(cfg.output, reader.sample_ids, target_ids, layers, feature_annotations=annotations,
                       sample_annotations=samples or None, uns=provenance) as writer, \
             progress_bar(f"Predicting {n:,} profiles", n) as advance, torch.inference_mode():

@@ -39,8 +39,14 @@ class GeneMap:
         kept = [i for i, k in enumerate(keep) if k]
         gene_probes = [self.probes[i] for i in kept]
         if probes is not None:
-            gene_probes = [[p for p in ps if p in probes] or ps for ps in gene_probes]
+            gene_probes = [[p for p in ps if p in probes] for ps in gene_probes]
         return GeneMap(self.path, [self.symbols[i] for i in kept], [self.ensembl_ids[i] for i in kept], gene_probes)
+
+    @property
+    def known_ids(self) -> set[str]:
+        """Every id a file may use for these genes: symbols, Ensembl ids and probes (e.g. to tell which side
+        of a table holds the genes)."""
+        return {*self.symbols, *self.ensembl_ids, *self.all_probes}
 
     @property
     def all_probes(self) -> list[str]:

@@ -46,11 +46,21 @@ def least_squares(g: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     return torch.linalg.pinv(g, hermitian=True) @ c
 
 
-def ridge_path(g: torch.Tensor, c: torch.Tensor, alphas: Sequence[float]) -> list[torch.Tensor]:
-    """``(G + alpha I)^-1 C`` for every alpha, from one eigendecomposition of ``G``."""
+def gram_eigen(g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The eigendecomposition of ``G`` (eigenvalues clamped at 0: ``G`` is a Gram matrix) that every ridge
+    solution is read from."""
     evals, evecs = torch.linalg.eigh(g)
+    return evals.clamp_min(0), evecs
+
+
+def ridge_path(
+    g: torch.Tensor, c: torch.Tensor, alphas: Sequence[float], eigen: tuple[torch.Tensor, torch.Tensor] | None = None
+) -> list[torch.Tensor]:
+    """``(G + alpha I)^-1 C`` for every alpha, from one eigendecomposition of ``G`` (``eigen``, from
+    :func:`gram_eigen`, if the caller has it already)."""
+    evals, evecs = gram_eigen(g) if eigen is None else eigen
     projected = evecs.T @ c
-    return [evecs @ (projected / (evals.clamp_min(0) + a).unsqueeze(1)) for a in alphas]
+    return [evecs @ (projected / (evals + a).unsqueeze(1)) for a in alphas]
 
 
 def lasso_path(
@@ -117,12 +127,14 @@ def fit_ridge(
     linear: nn.Linear, train: TensorBatches, val: TensorBatches, alphas: Sequence[float]
 ) -> tuple[float, torch.Tensor, torch.Tensor]:
     """LR-L2 (ridge) on ``train`` into ``linear``, the alpha of ``alphas`` with the lowest MAE on ``val``
-    kept, exactly as ``LinearRegression(penalty="l2", alphas=alphas)`` fits it. Returns that alpha and the
-    training landmarks' mean and ``X'X/n`` (float64), from which the fit's leverages follow."""
+    kept, exactly as ``LinearRegression(penalty="l2", alphas=alphas)`` fits it. Returns that alpha, the
+    training landmarks' mean and the eigendecomposition of their ``X'X/n`` (:func:`gram_eigen`, float64), from
+    which the ridge of any other alpha follows."""
     alphas = [float(a) for a in alphas]
     x_mean, y_mean, g, c = gram(train.landmarks, train.targets)
-    alpha, _ = choose_on_validation(linear, list(zip(alphas, ridge_path(g, c, alphas))), x_mean, y_mean, val)
-    return alpha, x_mean, g
+    eigen = gram_eigen(g)
+    alpha, _ = choose_on_validation(linear, list(zip(alphas, ridge_path(g, c, alphas, eigen))), x_mean, y_mean, val)
+    return alpha, x_mean, eigen
 
 
 class LinearRegression(ClosedFormModel):

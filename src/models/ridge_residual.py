@@ -116,10 +116,8 @@ class RidgeResidual(ExpressionModel):
         """Solve the linear path on ``train`` (ridge, alpha chosen on ``val``), prepare its shrinking and,
         under DDP, take rank 0's."""
         linear, factor = self.net.linear, float(self.hparams.residual_shrinkage)
-        alpha, x_mean, g = fit_ridge(linear, train, val, self.alphas)
+        alpha, x_mean, (evals, evecs) = fit_ridge(linear, train, val, self.alphas)
         # W(k alpha) = V diag((l + alpha) / (l + k alpha)) V' W(alpha), with G = V diag(l) V'.
-        evals, evecs = torch.linalg.eigh(g)
-        evals = evals.clamp_min(0)  # as ridge_path
         self.ridge_shrink.copy_((evecs * ((evals + alpha) / (evals + factor * alpha))) @ evecs.T)
         self.ridge_mean.copy_(x_mean)
         self.shrunk.fill_(False)

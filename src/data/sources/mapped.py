@@ -135,20 +135,22 @@ class MappedMatrixSource:
         started = time.perf_counter()
         reader = open_matrix(self.path, self.format, format_key=f"{CONFIG_KEY}.format",
                              options_key=f"{CONFIG_KEY}.reader_options",
-                             known_features=_known_features(landmarks, targets), **self.reader_options)
+                             known_features=landmarks.known_ids | targets.known_ids, **self.reader_options)
         genes = match_genes(
             reader.feature_ids, [landmarks, targets], self.id_type, str(self.path), allow_missing=not self.strict_genes,
             hint=f"to train on the genes present, pass {CONFIG_KEY}.strict_genes=false",
         )
-        genes, (landmarks, targets), dropped = self._present_genes(genes, landmarks, targets, set(map(str, reader.feature_ids)))
+        genes, (landmarks, targets), dropped = self._present_genes(genes, landmarks, targets, reader.feature_ids)
         matrix, sample_ids = self._read_genes(reader, genes, max_samples)
         n_read = len(sample_ids)
+        rows = np.arange(n_read)  # the file's rows kept, in order
         seconds = {"read_and_map": time.perf_counter() - started}
         if self.remove_duplicates:
             started = time.perf_counter()
             keep = self._deduplicate(matrix)
             matrix = _compact_rows(matrix, keep)
             sample_ids = [sample_ids[i] for i in keep]
+            rows = rows[keep]
             seconds["remove_duplicates"] = time.perf_counter() - started
             log.info("Removed %d near-duplicate profiles of %d", n_read - len(keep), n_read)
         info = {
@@ -163,10 +165,8 @@ class MappedMatrixSource:
             **({"blank_cells": int(reader.blank_cells)} if getattr(reader, "blank_cells", 0) else {}),
         }
         annotations = reader.sample_annotations() if hasattr(reader, "sample_annotations") else {}
-        row_of = {s: i for i, s in enumerate(map(str, reader.sample_ids))}
-        kept = [row_of[s] for s in sample_ids]
         ids = {"sample_ids": sample_ids, "landmark_ids": landmarks.ensembl_ids, "target_ids": targets.ensembl_ids,
-               "sample_annotations": {k: [str(v[i]) for i in kept] for k, v in annotations.items()}}
+               "sample_annotations": {k: [str(v) for v in values[rows]] for k, values in annotations.items()}}
         write_cache(cache, matrix, len(landmarks), ids, info)
         log.info("Wrote the processed data (%d samples x %d genes) to %s", *matrix.shape, cache)
 
@@ -180,13 +180,12 @@ class MappedMatrixSource:
         data = ExpressionData(landmarks, targets, **ids, info={**info, "cache": str(cache)})
         if self.sample_annotations is not None:
             design = read_sample_annotations(self.sample_annotations, data.sample_ids, key=f"{CONFIG_KEY}.sample_annotations")
-            for column in design.columns:
-                data.sample_annotations[str(column)] = ["" if v is None or v != v else str(v) for v in design[column]]
+            data.sample_annotations.update({str(column): design[column].tolist() for column in design.columns})
         if self.reference is not None:
             data.reference = load_reference(self.reference, len(data.landmark_ids) + len(data.target_ids))
         return data
 
-    def _present_genes(self, genes: GeneColumns, landmarks: GeneMap, targets: GeneMap, features: set[str]):
+    def _present_genes(self, genes: GeneColumns, landmarks: GeneMap, targets: GeneMap, feature_ids):
         """Keep the genes of both maps that the file holds: the mapping, the two maps restricted to them
         and what was dropped (``{"landmarks": {"count", "symbols", "ids"}, ...}``, empty if nothing).
         Refuses when fewer than ``min_gene_fraction`` of the landmarks are present (absent targets only mean
@@ -195,6 +194,8 @@ class MappedMatrixSource:
             return genes, (landmarks, targets), {}
         n_lm = len(landmarks)
         dropped, kept_maps = {}, []
+        # A probe-level gene keeps only its probes that the file holds (the ones its value averages).
+        features = set(map(str, feature_ids)) if genes.id_type == "probe" else None
         for role, gene_map, present in (("landmarks", landmarks, genes.present[:n_lm]), ("targets", targets, genes.present[n_lm:])):
             n_present = int(present.sum())
             share = n_present / len(gene_map)
@@ -220,7 +221,7 @@ class MappedMatrixSource:
                     "(%s.strict_genes=true refuses instead)", len(missing), len(gene_map), role[:-1], gene_map.path.name,
                     self.path.name, first, n_present, CONFIG_KEY,
                 )
-            kept_maps.append(gene_map.select(present, features if genes.id_type == "probe" else None))
+            kept_maps.append(gene_map.select(present, features))
         return genes.select(genes.present), tuple(kept_maps), dropped
 
     def _read_genes(self, reader: MatrixReader, genes: GeneColumns, max_samples: int | None):
@@ -248,12 +249,6 @@ class MappedMatrixSource:
             return near_duplicates_kept(
                 matrix, n_clusters=self.duplicate_clusters, threshold=self.duplicate_threshold, progress=advance
             )
-
-
-def _known_features(*gene_maps: GeneMap) -> set[str]:
-    """Every id a file of these genes may use for them (symbols, Ensembl ids, probes): tells a table's
-    orientation from its header or first column."""
-    return {i for m in gene_maps for i in (*m.symbols, *m.ensembl_ids, *m.all_probes)}
 
 
 def _compact_rows(matrix: np.ndarray, keep: np.ndarray) -> np.ndarray:
