@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from src.data.batches import TensorBatches
-from src.models.linear import LinearRegression, gram, lasso_path, ridge_path
+from src.models.linear import LinearRegression, fit_ridge_loo, gram, gram_eigen, lasso_path, ridge_loo_mse, ridge_path
 
 
 def _problem(n=300, p=6, m=3, seed=0):
@@ -51,6 +51,52 @@ def test_lasso_matches_scikit_learn():
         ref = sklearn.Lasso(alpha=alpha, tol=1e-10, max_iter=100000).fit(x.astype(np.float64), y.astype(np.float64))
         np.testing.assert_allclose(w.numpy(), ref.coef_.T, atol=1e-5)
     assert (ours[0] == 0).sum() > (ours[1] == 0).sum() > 0  # stronger penalty, sparser
+
+
+def _genes_of_every_noise(n, p=30, m=8, seed=0):
+    """Targets from sparse landmarks with noise from 0.1 to 4 (scale 1): each needs another ridge penalty."""
+    genes, rng = np.random.default_rng(0), np.random.default_rng(seed)  # the same genes, samples of the seed
+    w = genes.normal(size=(p, m)) * (genes.random((p, m)) < 0.3)
+    x = rng.normal(size=(n, p))
+    return x.astype(np.float32), (x @ w + 2.0 + rng.normal(size=(n, m)) * np.geomspace(0.1, 4, m)).astype(np.float32)
+
+
+@pytest.mark.parametrize("n", [20, 200])  # fewer samples than landmarks, and more
+def test_leave_one_out_errors_match_scikit_learn_ridgecv(n):
+    from sklearn.linear_model import RidgeCV
+
+    x, y = _genes_of_every_noise(n)
+    alphas = [0.01, 0.1, 1.0, 10.0, 100.0]
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    x_mean, y_mean, g, c = gram(xt, yt)
+    ours = ridge_loo_mse(xt, yt, alphas, x_mean, y_mean, c, gram_eigen(g), chunk=7)  # several chunks
+    # scikit-learn's penalty is alpha ||w||^2 on the summed squared error: n times ours.
+    ref = RidgeCV(alphas=[a * n for a in alphas], alpha_per_target=True, store_cv_results=True)
+    ref.fit(x.astype(np.float64), y.astype(np.float64))
+    np.testing.assert_allclose(ours.numpy(), ref.cv_results_.mean(0).T, rtol=1e-6)
+
+
+def test_per_gene_penalties_are_kept_where_they_validate_better():
+    from torch import nn
+
+    alphas = [0.01, 0.1, 1.0, 10.0, 100.0]
+    x, y = _genes_of_every_noise(60)
+    xv, yv = _genes_of_every_noise(2000, seed=1)
+    train, val = TensorBatches(torch.from_numpy(x), torch.from_numpy(y)), TensorBatches(torch.from_numpy(xv), torch.from_numpy(yv))
+    linear = nn.Linear(30, 8)
+    gene_alphas, per_gene, _, _ = fit_ridge_loo(linear, train, val, alphas)
+    x_mean, y_mean, g, c = gram(train.landmarks, train.targets)
+    loo = ridge_loo_mse(train.landmarks, train.targets, alphas, x_mean, y_mean, c, gram_eigen(g))
+    assert per_gene and gene_alphas.tolist() == [alphas[i] for i in loo.argmin(0)] and len(set(gene_alphas.tolist())) > 1
+    # The weights are each gene's own ridge.
+    for t, alpha in enumerate(gene_alphas.tolist()):
+        expected = ridge_path(g, c[:, t : t + 1], [alpha])[0][:, 0]
+        torch.testing.assert_close(linear.weight[t].double(), expected, rtol=1e-5, atol=1e-6)
+    # Validated on a split that one penalty for all predicts exactly, one penalty for all is kept.
+    one = alphas[int(loo.mean(1).argmin())]
+    exact = (val.landmarks.double() - x_mean) @ ridge_path(g, c, [one])[0] + y_mean
+    gene_alphas, per_gene, _, _ = fit_ridge_loo(linear, train, TensorBatches(val.landmarks, exact.float()), alphas)
+    assert not per_gene and gene_alphas.tolist() == [one] * 8
 
 
 @pytest.mark.parametrize("penalty", ["l1", "l2"])

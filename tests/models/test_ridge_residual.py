@@ -18,7 +18,7 @@ from src.common.errors import InputError
 from src.data.datamodule import ExpressionDataModule
 from src.data.sources import SyntheticSource
 from src.models.checkpoint import load_model
-from src.models.linear import LinearRegression
+from src.models.linear import LinearRegression, fit_ridge_loo
 from src.models.networks.residual import LinearPlusResidual, last_linear
 from src.models.networks.mlp import MLP
 from src.models.ridge_residual import RidgeResidual
@@ -46,6 +46,13 @@ def _ridge(dm) -> LinearRegression:
     with torch.no_grad():
         ridge.fit(dm.split_data("train"), dm.split_data("val"))
     return ridge.eval()
+
+
+def _loo_ridge(dm, alphas=ALPHAS) -> tuple[torch.nn.Linear, torch.Tensor, bool]:
+    """The linear path fitted directly: ridge with leave-one-out penalties, per gene or one for all."""
+    linear = torch.nn.Linear(dm.n_landmarks, dm.n_targets)
+    gene_alphas, per_gene, _, _ = fit_ridge_loo(linear, dm.split_data("train"), dm.split_data("val"), alphas)
+    return linear.requires_grad_(False), gene_alphas, per_gene
 
 
 class EpochZero(Callback):
@@ -82,10 +89,11 @@ def test_the_untrained_network_is_the_ridge_fit_and_epoch_0_changes_nothing(tmp_
     probe = EpochZero()
     trainer = _trainer(tmp_path, max_epochs=1, callbacks=[probe])
     trainer.fit(model, datamodule=dm)
-    ridge = _ridge(dm)
-    # The ridge path is LR-L2's fit bit for bit, and so is the network's output.
-    assert torch.equal(model.net.linear.weight, ridge.net.weight) and torch.equal(model.net.linear.bias, ridge.net.bias)
-    assert model.selected == {"alpha": ridge.selected["alpha"], "residual_alpha": 100 * ridge.selected["alpha"]}
+    ridge, gene_alphas, per_gene = _loo_ridge(dm)
+    # The ridge path is the leave-one-out ridge fit bit for bit, and so is the network's output.
+    assert torch.equal(model.net.linear.weight, ridge.weight) and torch.equal(model.net.linear.bias, ridge.bias)
+    alpha = float(gene_alphas.median())
+    assert model.selected == {"alpha": alpha, "per_gene": float(per_gene), "residual_alpha": 100 * alpha}
     x = dm.split_data("test").landmarks
     with torch.no_grad():
         assert torch.equal(model.eval()(x), ridge(x))
@@ -117,7 +125,7 @@ class EpochOne(Callback):
 def test_epoch_1_shrinks_the_ridge_under_the_residual_and_clears_early_stopping_s_record(tmp_path):
     from lightning.pytorch.callbacks import EarlyStopping
 
-    from src.models.linear import gram, ridge_path, set_solution
+    from src.models.linear import gram, gram_eigen, ridge_per_target, set_solution
 
     dm = ExpressionDataModule(SyntheticSource(tmp_path / "data", n_samples=400, n_landmarks=12, n_targets=6),
                               batch_size=50)
@@ -125,20 +133,20 @@ def test_epoch_1_shrinks_the_ridge_under_the_residual_and_clears_early_stopping_
     probe = EpochOne()
     trainer = _trainer(tmp_path, max_epochs=2, callbacks=[EarlyStopping(monitor="val/mae", patience=5), probe])
     trainer.fit(model, datamodule=dm)
-    alpha = model.selected["alpha"]
-    assert model.selected["residual_alpha"] == 30 * alpha and bool(model.shrunk)
-    # The linear path under the residual is the ridge of 30 alpha, as fitted directly.
+    _, gene_alphas, _ = _loo_ridge(dm)
+    assert model.selected["residual_alpha"] == 30 * model.selected["alpha"] and bool(model.shrunk)
+    # The linear path under the residual is, for each gene, the ridge of 30 times its alpha, fitted directly.
     train = dm.split_data("train")
     x_mean, y_mean, g, c = gram(train.landmarks, train.targets)
     direct = torch.nn.Linear(12, 6)
-    set_solution(direct, ridge_path(g, c, [30 * alpha])[0], x_mean, y_mean)
+    set_solution(direct, ridge_per_target(c, 30 * gene_alphas, gram_eigen(g)), x_mean, y_mean)
     torch.testing.assert_close(probe.weight, direct.weight, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(probe.bias, direct.bias, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(model.net.linear.weight, probe.weight, rtol=0, atol=0)  # then frozen
     # Early stopping scored the ridge after epoch 0, then starts afresh with the residual.
     val = dm.split_data("val")
     with torch.no_grad():
-        ridge_mae = float((_ridge(dm)(val.landmarks) - val.targets).abs().mean())
+        ridge_mae = float((_loo_ridge(dm)[0](val.landmarks) - val.targets).abs().mean())
     assert probe.ridge_score == pytest.approx(ridge_mae, rel=1e-5)
     assert probe.record == (0, float("inf"))
 
@@ -176,7 +184,7 @@ def _linear_gctx(path, n=1200, p=5, m=8, seed=0):
 
 def test_where_the_residual_cannot_help_best_ckpt_is_exactly_ridge(train_config, tmp_path):
     """A fast-learning residual only fits the training noise: every later epoch validates worse (each of
-    8 data seeds tried), so best.ckpt is epoch 0's, which predicts and scores as model=lr_l2 does."""
+    8 data seeds tried), so best.ckpt is epoch 0's, which predicts as its ridge alone does."""
     data = _linear_gctx(tmp_path / "linear.gctx")
     cfg = train_config("model=ridge_residual", *data, "trainer.max_epochs=4", "model.optimizer.lr=0.03",
                        "model.ae_widths=[16]", "model.latent=4", "model.mlp_widths=[16]")
@@ -184,12 +192,11 @@ def test_where_the_residual_cannot_help_best_ckpt_is_exactly_ridge(train_config,
     best = f"{cfg.paths.output_dir}/checkpoints/best.ckpt"
     assert torch.load(best, weights_only=True)["epoch"] == 0
     dm = build_datamodule(cfg)
-    ridge = _ridge(dm)
-    x = dm.split_data("test").landmarks
+    ridge, _, _ = _loo_ridge(dm)
+    test = dm.split_data("test")
     with torch.no_grad():
-        assert torch.equal(load_model(best)(x), ridge(x))
-    lr_l2 = train(compose_config("train", tmp_path / "lr_l2", ["model=lr_l2", *data], tmp_path / "data"))
-    assert {k: metrics[k] for k in lr_l2} == lr_l2  # the same numbers, val and test
+        assert torch.equal(load_model(best)(test.landmarks), ridge(test.landmarks))
+        assert metrics["test/mae"] == pytest.approx(float((ridge(test.landmarks) - test.targets).abs().mean()), rel=1e-6)
 
 
 def test_end_to_end_train_eval_and_predict_with_intervals(train_config, tmp_path, data_dir):
