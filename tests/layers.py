@@ -7,8 +7,10 @@ two packages on the same layer (``src.models`` and ``src.reporting``) never impo
     1  src.data.io                     readers and writers of the published formats
     2  src.data                        gene maps, preprocessing contract, sources, DataModule
     3  src.models | src.reporting      training plans and networks | run folders, tables, figures
-    4  src.utils                       what the entry points compose: config checks, loggers, DDP launch
-    5  src.train src.eval src.predict src.report   the entry points
+    4  src.inference                   the inference engine: a checkpoint's model predicting new profiles
+    5  src.utils                       what the entry points compose: config checks, loggers, DDP launch
+    6  src.train src.eval src.predict src.report   the entry points
+    7  src.api                         the Python API's training (composes a config, calls src.train)
 
 ``src/__init__.py`` (run on every import of ``src``) may import the ground floor only.
 """
@@ -23,8 +25,10 @@ LAYERS: list[tuple[str, ...]] = [
     ("src.data.io",),
     ("src.data",),
     ("src.models", "src.reporting"),
+    ("src.inference",),
     ("src.utils",),
     ("src.train", "src.eval", "src.predict", "src.report"),
+    ("src.api",),
 ]
 
 

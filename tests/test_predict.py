@@ -201,7 +201,7 @@ def _never_read(monkeypatch):
     """Fail the test if the input is opened: the refusals below come before any work."""
     def refuse(*args, **kwargs):
         raise AssertionError("the input was read before the outputs were checked")
-    monkeypatch.setattr("src.predict.open_matrix", refuse)
+    monkeypatch.setattr("src.inference.predictor.open_matrix", refuse)
 
 
 def test_an_output_that_is_the_input_is_refused_in_every_spelling_and_the_input_kept(tmp_path, trained, monkeypatch):

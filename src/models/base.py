@@ -231,7 +231,10 @@ class ExpressionModel(L.LightningModule):
         self._evaluate(batch, self.val_metrics, self.val_deployed)
 
     def test_step(self, batch, batch_idx):
-        self._evaluate(batch, self.test_metrics, self.test_deployed)
+        # In full precision whatever the training precision (bf16-mixed autocasts every step): the test
+        # numbers are those src.predict and the inference engine give, which never autocast.
+        with torch.autocast(self.device.type, enabled=False):
+            self._evaluate(batch, self.test_metrics, self.test_deployed)
 
     def _log_epoch(self, stage: str, metrics: GeneMetrics, deployed: GeneMetrics) -> dict[str, torch.Tensor]:
         """Log ``stage/mae`` and ``stage/pearson`` (D-GEX's protocol) and ``stage/deployed_*`` (the path of

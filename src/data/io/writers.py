@@ -162,6 +162,27 @@ def plain_string_frame(columns, ids):
     return pd.DataFrame(frame, index=index)
 
 
+def to_anndata(sample_ids: Sequence[str], feature_ids: Sequence[str], layers: Mapping[str, np.ndarray], *,
+               feature_annotations: Mapping[str, Sequence] | None = None,
+               sample_annotations: Mapping[str, Sequence] | None = None,
+               uns: Mapping[str, str] | None = None, where: str = "in memory"):
+    """The ``AnnData`` that :class:`MatrixWriter` writes to an ``.h5ad`` file, in memory: the first of
+    ``layers`` is ``X``, the others ``layers[name]`` (float32), the annotations ``var`` / ``obs`` columns and
+    ``uns`` the provenance strings, checked and converted as the writer does them."""
+    import anndata
+
+    path = Path(where)
+    sample_ids, feature_ids = [str(s) for s in sample_ids], [str(f) for f in feature_ids]
+    matrices = {name: np.asarray(values, dtype=np.float32) for name, values in layers.items()}
+    first, *others = matrices
+    return anndata.AnnData(
+        X=matrices[first], layers={name: matrices[name] for name in others},
+        obs=plain_string_frame(_columns(sample_annotations, len(sample_ids), "sample", "sample", path), sample_ids),
+        var=plain_string_frame(_columns(feature_annotations, len(feature_ids), "feature", "gene", path), feature_ids),
+        uns=_provenance(uns, path),
+    )
+
+
 def _given(columns) -> bool:
     """Whether annotations (a mapping, a DataFrame, or just True/False) would write anything."""
     if columns is None or isinstance(columns, bool):

@@ -1,0 +1,67 @@
+"""How far a model's calibrated trust holds on a data set's test split, measured through the inference
+engine: interval coverage and width, and on a landmark panel (a subset of the landmarks, the others imputed)
+the accuracy, intervals and reliable genes a user of that panel gets from :class:`Predictor`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from src.common.errors import InputError
+from src.data.genes import match_genes, read_panel
+from src.inference.predictor import Predictor
+from src.models.calibration import interval_metrics
+from src.models.trust import coverage, per_gene_pearson
+
+
+def panel_landmarks(predictor: Predictor, path: str) -> np.ndarray:
+    """Which of the model's landmarks a panel file lists (one gene id, symbol or probe per line), matched as
+    an input's feature ids are (:func:`~src.data.genes.match_genes`; a probe-level gene is on the panel when
+    one of its probes is)."""
+    listed = read_panel(path)
+    if not set(listed) & predictor.landmark_map.known_ids:
+        raise InputError(f"landmark_panel={path}: none of its {len(listed)} ids is one of the model's "
+                         f"{len(predictor.landmark_ids)} landmarks (e.g. {', '.join(predictor.landmark_ids[:3])})")
+    space = predictor.preprocessing
+    return match_genes(listed, [predictor.landmark_map], "auto", str(path), allow_missing=True,
+                       candidates=("probe", "ensembl", "symbol") if space.landmark_probes else ("ensembl", "symbol")).present
+
+
+def trust_metrics(predictor: Predictor, datamodule, level: float, panel: str | None = None) -> dict[str, float]:
+    """The test split's interval coverage and width at ``level`` (from the checkpoint's calibration) and,
+    with a landmark ``panel`` file, the deployed MAE, Pearson, intervals and reliable genes on that panel:
+    the test profiles' panel landmarks (on the data's own scale) predicted by the engine, as ``src.predict``
+    would predict a file of them."""
+    model = predictor.model
+    test = datamodule.splits.get("test")
+    if model.trust is None or test is None or len(test) == 0:
+        return {}
+    scored = model.scored_genes.cpu().numpy()
+    intervals = model.trust.intervals(model, model.preprocessing, 1 - level)
+    out = interval_metrics(model, intervals, test.deployed_landmarks, test.targets, scored)
+    if panel:
+        out.update(panel_metrics(predictor, datamodule, level, panel, scored))
+    return out
+
+
+def panel_metrics(predictor: Predictor, datamodule, level: float, panel: str, scored: np.ndarray) -> dict[str, float]:
+    """``test/panel_*`` and ``calibration/panel_reliable_genes`` (see :func:`trust_metrics`)."""
+    present = panel_landmarks(predictor, panel)
+    ids = np.asarray(predictor.landmark_ids, dtype=object)
+    frame = pd.DataFrame(datamodule.raw("test")[:, present], index=list(datamodule.sample_ids["test"]),
+                         columns=list(ids[present]))
+    options = dict(name=str(panel), missing_landmarks="impute", log2=False, id_type="ensembl", interval=level)
+    truth = datamodule.splits["test"].targets.numpy()
+    out = {"test/panel_landmarks_present": float(present.sum())}
+    nominal = float(level)
+    for name, kind in (("interval", "constant"), ("adaptive_interval", "adaptive")):
+        predicted = predictor.predict(frame, interval_kind=kind, **options)
+        pred = predicted.layers["standardised"]
+        half = predicted.layers["standardised_upper"] - pred
+        per_gene, width = coverage(pred[:, scored], truth[:, scored], half[:, scored])
+        out.update({f"test/panel_{name}_coverage": float(per_gene.mean()), f"test/panel_{name}_width": width,
+                    f"test/panel_{name}_genes_within_0.05": float(np.mean(np.abs(per_gene - nominal) <= 0.05))})
+    out.update({"test/panel_deployed_mae": float(np.abs(pred - truth)[:, scored].mean()),
+                "test/panel_deployed_pearson": float(np.nanmean(per_gene_pearson(pred[:, scored], truth[:, scored]))),
+                "calibration/panel_reliable_genes": float(predicted.var["reliable"].sum())})
+    return out
