@@ -54,7 +54,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
+@hydra.main(version_base="1.3", config_path="conf", config_name="eval")
 @cli_errors(on_job_failure=record_failure)
 def main(cfg: DictConfig) -> None:
     quiet_third_party()

@@ -33,7 +33,7 @@ def predict(cfg: DictConfig) -> list[Path]:
     )
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
+@hydra.main(version_base="1.3", config_path="conf", config_name="predict")
 @cli_errors(on_job_failure=record_failure)
 def main(cfg: DictConfig) -> None:
     quiet_third_party()

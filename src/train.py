@@ -149,7 +149,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
 @cli_errors(on_job_failure=record_failure)
 def main(cfg: DictConfig) -> float | None:
     """Command-line entry point; returns the metric a hyperparameter sweeper optimises. A bad input or

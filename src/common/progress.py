@@ -22,9 +22,19 @@ def is_first_process() -> bool:
     return True
 
 
+def jupyter_without_widgets() -> bool:
+    """True in a Jupyter kernel without ipywidgets, where rich cannot draw a live bar (it would warn instead)."""
+    from importlib.util import find_spec
+
+    from rich.console import Console
+
+    return Console().is_jupyter and find_spec("ipywidgets") is None
+
+
 @contextmanager
 def progress_bar(description: str, total: float) -> Iterator[Callable[[float], None]]:
-    """Show a bar while the block runs (rank 0 only); yields ``advance(n)`` to call as work gets done."""
+    """Show a bar while the block runs (rank 0 only; not in a notebook without ipywidgets); yields
+    ``advance(n)`` to call as work gets done."""
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -32,7 +42,7 @@ def progress_bar(description: str, total: float) -> Iterator[Callable[[float], N
         TimeElapsedColumn(),
         TextColumn("eta"),
         TimeRemainingColumn(),
-        disable=not is_first_process(),
+        disable=not is_first_process() or jupyter_without_widgets(),
     ) as bar:
         task = bar.add_task(description, total=total)
         yield lambda n=1: bar.advance(task, n)

@@ -9,11 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only, no display needed
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
+from matplotlib.figure import Figure  # figures drawn without pyplot: no backend chosen, none changed
 
 if TYPE_CHECKING:
     from src.reporting.comparison import Comparison, Run
@@ -22,7 +19,8 @@ if TYPE_CHECKING:
 def per_gene_histograms(mae: Sequence[float], pearson: Sequence[float], path: Path) -> Path:
     """Histograms of the per-gene test MAE and Pearson correlation (NaN correlations left out)."""
     pearson = np.asarray(pearson, dtype=float)
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    fig = Figure(figsize=(9, 3.2))
+    axes = fig.subplots(1, 2)
     axes[0].hist(list(mae), bins=50, color="tab:blue")
     axes[0].set(xlabel="test MAE per gene (standardised)", ylabel="genes")
     axes[1].hist(pearson[~np.isnan(pearson)].tolist(), bins=50, color="tab:green")
@@ -38,7 +36,8 @@ def scatter_against_lr(comparison: Comparison, runs: list[Run], path: Path) -> P
         return None
     cols = min(3, len(others))
     rows = int(np.ceil(len(others) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 4 * rows), squeeze=False)
+    fig = Figure(figsize=(4 * cols, 4 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax, run in zip(axes.flat, others):
         x, y = lr.mae_on(run.genes), run.per_gene_mae
         ax.scatter(x, y, s=3, alpha=0.4, linewidths=0)
@@ -56,7 +55,8 @@ def mae_distributions(comparison: Comparison, runs: list[Run], path: Path) -> Pa
     """Per-gene MAE distribution of every method (violins), best method first."""
     order = [row["method"] for row in comparison.rows]
     by_label = {r.label: r for r in runs if r.data == comparison.data}
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(order)), 4.5))
+    fig = Figure(figsize=(max(6, 1.2 * len(order)), 4.5))
+    ax = fig.subplots()
     ax.violinplot([by_label[m].per_gene_mae for m in order], showmedians=True)
     ax.set_xticks(range(1, len(order) + 1), order, rotation=30, ha="right")
     if comparison.noise_floor:
@@ -70,7 +70,6 @@ def mae_distributions(comparison: Comparison, runs: list[Run], path: Path) -> Pa
 def _save(fig, path: Path, dpi: int = 120) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=dpi)
-    plt.close(fig)
     return path
 
 
@@ -79,7 +78,8 @@ def mae_with_error_bars(summaries, noise_floor: float | None, path: Path) -> Pat
     names = [m.method for m in summaries]
     means = [float(np.mean(m.mae)) for m in summaries]
     sds = [float(np.std(m.mae, ddof=1)) if len(m.mae) > 1 else 0.0 for m in summaries]
-    fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(names)), 4))
+    fig = Figure(figsize=(max(5, 0.9 * len(names)), 4))
+    ax = fig.subplots()
     ax.bar(range(len(names)), means, yerr=sds, capsize=4, color="tab:blue", alpha=0.8)
     ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
     low = min(m - s for m, s in zip(means, sds))
