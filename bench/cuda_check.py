@@ -86,7 +86,7 @@ def main() -> None:
     targets, target_ids = write_test_inputs(run_dir, source)
     import anndata
 
-    ckpt = run_dir / "checkpoints" / "best.ckpt"
+    ckpt = json.loads((run_dir / "metrics.json").read_text())["best_checkpoint"]
     outputs = {}
     for key, device in (("gpu", gpu_device), ("cpu", "cpu")):
         out = work / f"pred_{key}.h5ad"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from src.models.checkpoint import load_model
+from src.models.loading import load_model
 
 COLUMNS = ["test/panel_deployed_mae", "test/panel_deployed_pearson", "test/panel_interval_coverage",
            "test/panel_interval_width", "test/panel_adaptive_interval_coverage", "test/panel_adaptive_interval_width",

@@ -15,6 +15,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from src.common.atomic import atomic_path
+from src.reporting.run_folder import RunFolder
 
 CONF = Path(__file__).resolve().parent / "conf"  # the configs (in a checkout, a link to its conf/)
 
@@ -28,7 +29,8 @@ class TrainResult:
 
     @property
     def checkpoint(self) -> Path:
-        return self.output_dir / "checkpoints" / "best.ckpt"
+        """The best checkpoint, as the run folder's ``metrics.json`` names it."""
+        return Path(RunFolder(self.output_dir).read_meta()["best_checkpoint"])
 
 
 def compose(*overrides: str, config_name: str = "train") -> DictConfig:

@@ -15,7 +15,7 @@ import hydra
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
-from src.common.checkpoint import add_extras
+from src.common.checkpoint_format import add_extras
 from src.common.errors import cli_errors
 from src.models.calibration import calibrate_run
 from src.reporting.wandb_log import log_per_gene

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from src.eval import evaluate
-from src.common.checkpoint import read_checkpoint
+from src.common.checkpoint_format import read_checkpoint
 from src.train import train
 from tests.conftest import compose_config
 
@@ -87,7 +87,7 @@ def test_a_geo_model_is_tested_on_1000g_and_gtex_files_as_published(train_config
 
 
 def test_eval_measures_a_model_on_a_landmark_panel(train_config, tmp_path, data_dir):
-    from src.models.checkpoint import load_model
+    from src.models.loading import load_model
 
     cfg, trained = _trained(train_config)
     ckpt = f"{cfg.paths.output_dir}/checkpoints/best.ckpt"

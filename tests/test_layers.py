@@ -26,7 +26,7 @@ def _with_line(tmp_path: Path, module: str, line: str) -> Path:
 
 def test_the_check_catches_data_importing_models_utils_or_an_entry_point(tmp_path):
     for i, line in enumerate([
-        "from src.models.checkpoint import load_model",
+        "from src.models.loading import load_model",
         "import src.utils.config",
         "from src import train",
         "from src.predict import predict",

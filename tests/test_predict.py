@@ -11,7 +11,7 @@ import torch
 from src.common.errors import InputError
 from src.data.io.gctx import read_matrix, write_gctx
 from src.data.io.matrix import open_matrix
-from src.models.checkpoint import load_model
+from src.models.loading import load_model
 from src.predict import predict
 from src.train import build_datamodule, train
 from tests.conftest import compose_config

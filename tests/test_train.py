@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from src.models.checkpoint import load_model
+from src.models.loading import load_model
 from src.train import build_datamodule, train
 
 MODELS = ["lr", "lr_l1", "lr_l2", "knn", "dgex", "taaf", "autoencoder", "egex", "resmlp", "ggan", "ncnn", "ridge_residual"]

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from src.common.errors import InputError
-from src.common.checkpoint import read_our_part
+from src.common.checkpoint_format import read_our_part
 
 
 def load_reference(path: str | Path, n_genes: int) -> np.ndarray:

@@ -41,7 +41,7 @@ from src.data.io.matrix import open_matrix
 from src.data.io.memory import MemoryReader
 from src.data.io.writers import MatrixWriter, check_outputs, to_anndata
 from src.data.transforms import check_values
-from src.models.checkpoint import load_model
+from src.models.loading import load_model
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class Predictor:
     """A trained model and its preprocessing, ready to predict target genes from landmark profiles.
 
     Args:
-        model: a training plan with its preprocessing attached (what :func:`~src.models.checkpoint.load_model`
+        model: a training plan with its preprocessing attached (what :func:`~src.models.loading.load_model`
             returns); :meth:`load` is the usual way in.
         checkpoint: the file it came from (named, with its SHA-256, in every prediction's provenance).
         device: where the network runs: ``auto`` (a GPU if there is one), ``cpu``, ``cuda``, ``cuda:1``...

@@ -9,10 +9,10 @@ import torch
 from torch import nn
 
 from src.common.errors import InputError
-from src.common.checkpoint import OurPart, our_part, store
+from src.common.checkpoint_format import OurPart, our_part, store
 from src.data.preprocessing import Preprocessing
 from src.models.metrics import GeneMetrics
-from src.models.calibration import Trust
+from src.models.trust import Trust
 from src.models.callbacks import RandomStateCheckpoint
 
 from src.models.losses import LOSS_FUNCTIONS, LOSSES  # l1, huber, mse, sse
@@ -73,7 +73,7 @@ class ExpressionModel(L.LightningModule):
         self.data_config: dict | None = None
         self.names: dict[str, str] = {}  # "method" and "data": how reports name this model and its data
         self.test_per_gene: dict[str, torch.Tensor] | None = None
-        self.trust: Trust | None = None  # reliability and calibration samples (src.models.calibration)
+        self.trust: Trust | None = None  # reliability and calibration samples (src.models.trust)
         self.net: nn.Module | None = None
 
     # ----------------------------------------------------------------- what subclasses may change

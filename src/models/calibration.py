@@ -1,83 +1,13 @@
 """Calibrate a trained model on held-out data and measure its intervals: what ``src.train`` runs after
-testing, what ``src.eval`` reports and what ``src.predict`` recalibrates for an incomplete panel.
-
-The *trust* of a model, stored in its checkpoint (``extras["trust"]``), holds:
-
-- ``reliability``: per-gene held-out MAE, Pearson and the reliable call (:class:`~src.models.trust.Reliability`)
-  on the calibration split, through the deployed path;
-- ``difficulty``: the per-sample difficulty model of the adaptive intervals, fitted on the validation split;
-- ``calibration``: the calibration samples (at most :data:`MAX_STORED` of them): landmarks as read and
-  standardised truth, so that intervals at any level, and reliability and intervals for any
-  landmark panel, are calibrated again when asked (``src.predict interval=0.8 missing_landmarks=impute``).
-"""
+testing (the model's :class:`~src.models.trust.Trust`, fitted on the validation and calibration splits) and
+the interval metrics ``src.train`` and ``src.eval`` report."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from src.common.errors import InputError
-from src.data.batches import TensorBatches
-from src.models.trust import DifficultyModel, Intervals, Reliability, coverage
-
-MAX_STORED = 2000  # calibration samples kept in the checkpoint (truth as float16)
-
-
-@torch.no_grad()
-def predict_standardised(model, x: torch.Tensor | np.ndarray, chunk: int = 2048) -> np.ndarray:
-    """The model's standardised predictions for standardised inputs ``x``, chunk by chunk, on its device."""
-    x = torch.as_tensor(np.asarray(x, dtype=np.float32)) if not isinstance(x, torch.Tensor) else x
-    was_training = model.training
-    model.eval()
-    out = [model(x[i : i + chunk].to(model.device)).float().cpu().numpy() for i in range(0, len(x), chunk)]
-    model.train(was_training)
-    return np.concatenate(out) if out else np.zeros((0, model.hparams.n_outputs), np.float32)
-
-
-class Trust:
-    """A model's reliability calls, difficulty model and stored calibration samples."""
-
-    def __init__(self, reliability: Reliability, difficulty: DifficultyModel, raw: np.ndarray, truth: np.ndarray):
-        self.reliability, self.difficulty = reliability, difficulty
-        self.raw, self.truth = np.asarray(raw, np.float32), np.asarray(truth)
-
-    @classmethod
-    def fit(cls, model, val: TensorBatches, calibration: TensorBatches, raw_calibration: np.ndarray, seed: int = 0) -> "Trust":
-        """Reliability on ``calibration``; the difficulty model on ``val`` (both through the deployed path)."""
-        if len(calibration) == 0:
-            raise InputError("no calibration samples (data.calibration=0): to measure reliability and intervals, train with "
-                             "data.calibration=0.1 (the default)")
-        x_val = val.deployed_landmarks
-        val_error = np.abs(predict_standardised(model, x_val) - val.targets.numpy()).mean(1)
-        difficulty = DifficultyModel.fit(x_val.numpy(), val_error)
-        pred = predict_standardised(model, calibration.deployed_landmarks)
-        truth = calibration.targets.numpy()
-        reliability = Reliability.measure(pred, truth, seed)
-        keep = slice(0, MAX_STORED)
-        return cls(reliability, difficulty, raw_calibration[keep], truth[keep].astype(np.float16))
-
-    def intervals(self, model, preprocessing, alpha: float, present: np.ndarray | None = None) -> Intervals:
-        """Conformal intervals at level ``1 - alpha`` from the stored calibration samples, for ``present``
-        landmarks (all by default)."""
-        x = preprocessing.transform_landmarks(self.raw, log2=False, present=present)
-        return Intervals.calibrate(predict_standardised(model, x), self.truth.astype(np.float32), x, self.difficulty, alpha)
-
-    def reliability_for(self, model, preprocessing, present: np.ndarray | None = None) -> Reliability:
-        """Reliability calls for a landmark panel (the stored calls for the full panel)."""
-        if present is None or bool(np.all(present)):
-            return self.reliability
-        x = preprocessing.transform_landmarks(self.raw, log2=False, present=present)
-        return Reliability.measure(predict_standardised(model, x), self.truth.astype(np.float32))
-
-    def to_dict(self) -> dict:
-        return {"reliability": self.reliability.to_dict(), "difficulty": self.difficulty.to_dict(),
-                "calibration": {"raw": torch.from_numpy(self.raw), "truth": torch.from_numpy(self.truth)}}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Trust":
-        return cls(Reliability.from_dict(d["reliability"]), DifficultyModel.from_dict(d["difficulty"]),
-                   d["calibration"]["raw"].numpy(), d["calibration"]["truth"].numpy())
-
+from src.models.trust import Intervals, Trust, coverage, predict_standardised
 
 def interval_metrics(model, intervals: Intervals, x: torch.Tensor, truth: torch.Tensor, scored: np.ndarray,
                      prefix: str = "test/", pred: np.ndarray | None = None) -> dict[str, float]:

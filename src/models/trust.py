@@ -24,6 +24,15 @@ new sample's truth with probability at least ``1 - alpha`` (marginally over samp
 
 With fewer than ``1/alpha - 1`` calibration samples no finite interval has the guarantee; the widest
 score is used then and ``guaranteed`` is false.
+
+The **trust** of a model (:class:`Trust`), stored in its checkpoint (``extras["trust"]``), holds:
+
+- ``reliability``: per-gene held-out MAE, Pearson and the reliable call (:class:`Reliability`) on the
+  calibration split, through the deployed path;
+- ``difficulty``: the per-sample difficulty model of the adaptive intervals, fitted on the validation split;
+- ``calibration``: the calibration samples (at most :data:`MAX_STORED` of them): landmarks as read and
+  standardised truth (float16), so that intervals at any level, and reliability and intervals for any
+  landmark panel, are calibrated again when asked (``src.predict interval=0.8 missing_landmarks=impute``).
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ import torch
 from scipy import stats
 
 from src.common.errors import InputError
+from src.data.batches import TensorBatches
 
 NULL_PAIRS = 5  # random gene pairings drawn for the null distribution of correlations
 NULL_QUANTILE = 0.95
@@ -193,3 +203,62 @@ def coverage(pred: np.ndarray, truth: np.ndarray, half_width: np.ndarray) -> tup
     """Per-gene share of samples whose truth lies within ``pred -+ half_width``, and the mean full width."""
     inside = np.abs(np.asarray(truth) - np.asarray(pred)) <= half_width
     return inside.mean(0), float(2 * np.mean(half_width))
+
+
+MAX_STORED = 2000  # calibration samples kept in the checkpoint (truth as float16)
+
+
+@torch.no_grad()
+def predict_standardised(model, x: torch.Tensor | np.ndarray, chunk: int = 2048) -> np.ndarray:
+    """The model's standardised predictions for standardised inputs ``x``, chunk by chunk, on its device."""
+    x = torch.as_tensor(np.asarray(x, dtype=np.float32)) if not isinstance(x, torch.Tensor) else x
+    was_training = model.training
+    model.eval()
+    out = [model(x[i : i + chunk].to(model.device)).float().cpu().numpy() for i in range(0, len(x), chunk)]
+    model.train(was_training)
+    return np.concatenate(out) if out else np.zeros((0, model.hparams.n_outputs), np.float32)
+
+
+class Trust:
+    """A model's reliability calls, difficulty model and stored calibration samples."""
+
+    def __init__(self, reliability: Reliability, difficulty: DifficultyModel, raw: np.ndarray, truth: np.ndarray):
+        self.reliability, self.difficulty = reliability, difficulty
+        self.raw, self.truth = np.asarray(raw, np.float32), np.asarray(truth)
+
+    @classmethod
+    def fit(cls, model, val: TensorBatches, calibration: TensorBatches, raw_calibration: np.ndarray, seed: int = 0) -> "Trust":
+        """Reliability on ``calibration``; the difficulty model on ``val`` (both through the deployed path)."""
+        if len(calibration) == 0:
+            raise InputError("no calibration samples (data.calibration=0): to measure reliability and intervals, train with "
+                             "data.calibration=0.1 (the default)")
+        x_val = val.deployed_landmarks
+        val_error = np.abs(predict_standardised(model, x_val) - val.targets.numpy()).mean(1)
+        difficulty = DifficultyModel.fit(x_val.numpy(), val_error)
+        pred = predict_standardised(model, calibration.deployed_landmarks)
+        truth = calibration.targets.numpy()
+        reliability = Reliability.measure(pred, truth, seed)
+        keep = slice(0, MAX_STORED)
+        return cls(reliability, difficulty, raw_calibration[keep], truth[keep].astype(np.float16))
+
+    def intervals(self, model, preprocessing, alpha: float, present: np.ndarray | None = None) -> Intervals:
+        """Conformal intervals at level ``1 - alpha`` from the stored calibration samples, for ``present``
+        landmarks (all by default)."""
+        x = preprocessing.transform_landmarks(self.raw, log2=False, present=present)
+        return Intervals.calibrate(predict_standardised(model, x), self.truth.astype(np.float32), x, self.difficulty, alpha)
+
+    def reliability_for(self, model, preprocessing, present: np.ndarray | None = None) -> Reliability:
+        """Reliability calls for a landmark panel (the stored calls for the full panel)."""
+        if present is None or bool(np.all(present)):
+            return self.reliability
+        x = preprocessing.transform_landmarks(self.raw, log2=False, present=present)
+        return Reliability.measure(predict_standardised(model, x), self.truth.astype(np.float32))
+
+    def to_dict(self) -> dict:
+        return {"reliability": self.reliability.to_dict(), "difficulty": self.difficulty.to_dict(),
+                "calibration": {"raw": torch.from_numpy(self.raw), "truth": torch.from_numpy(self.truth)}}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Trust":
+        return cls(Reliability.from_dict(d["reliability"]), DifficultyModel.from_dict(d["difficulty"]),
+                   d["calibration"]["raw"].numpy(), d["calibration"]["truth"].numpy())

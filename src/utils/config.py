@@ -284,7 +284,7 @@ def resolve_ckpt_path(cfg: DictConfig) -> str | None:
     if ckpt is None:
         return None
     if ckpt == "last":
-        last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+        last = Path(cfg.paths.checkpoint_dir) / "last.ckpt"
         if not last.is_file():
             raise FileNotFoundError(
                 f"ckpt_path=last: no {last}; to resume an interrupted run, pass its folder too: "
@@ -298,7 +298,7 @@ def resolve_ckpt_path(cfg: DictConfig) -> str | None:
 def check_resumable(path: str) -> None:
     """Refuse, before any work, a ``ckpt_path`` that is not one of our checkpoints, or one without the
     state resuming needs (a weights-only ``best.ckpt``)."""
-    from src.common.checkpoint import read_checkpoint
+    from src.common.checkpoint_format import read_checkpoint
 
     ckpt = read_checkpoint(path)
     if "optimizer_states" not in ckpt or "loops" not in ckpt:

@@ -11,8 +11,9 @@ import torch
 from src.data.batches import TensorBatches
 from src.data.preprocessing import Preprocessing
 from src.data.sources.base import ExpressionData
-from src.models import calibration
-from src.models.calibration import Trust, interval_metrics, predict_standardised
+from src.models import trust as trust_module
+from src.models.calibration import interval_metrics
+from src.models.trust import Trust, predict_standardised
 from src.models.trust import Intervals
 
 N_LM, N_TG = 6, 5
@@ -138,7 +139,7 @@ def test_trust_round_trips_through_a_checkpoint(setup):
 
 
 def test_trust_stores_at_most_max_stored_samples(setup, monkeypatch):
-    monkeypatch.setattr(calibration, "MAX_STORED", 50)
+    monkeypatch.setattr(trust_module, "MAX_STORED", 50)
     trust = _trust(setup)
     assert trust.raw.shape == (50, N_LM) and trust.truth.shape == (50, N_TG)
     np.testing.assert_array_equal(trust.raw, setup.raw[setup.rows["calibration"][:50]])

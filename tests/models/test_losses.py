@@ -81,7 +81,7 @@ def test_loss_group_overrides_an_experiments_model(train_config):
 
 
 def test_a_network_trains_on_l1(train_config):
-    from src.models.checkpoint import load_model
+    from src.models.loading import load_model
     from src.train import build_datamodule, train
 
     cfg = train_config("model=egex", "debug=fast", "loss=l1", "logger=none")

@@ -170,7 +170,7 @@ def test_the_coexpression_graph_is_built_from_the_training_split_only(caplog):
 
 
 def test_a_checkpoint_rebuilds_the_model_without_the_graph_file(tmp_path):
-    from src.models.checkpoint import load_model
+    from src.models.loading import load_model
 
     path = _graph_file(tmp_path)
     model = NCNN(6, 4, graph=str(path), units_per_gene=2, widths=[8]).eval()
@@ -192,7 +192,7 @@ def test_ncnn_trains_on_a_matrix_without_a_graph_file_and_its_checkpoint_predict
     checkpoint, kept on resume, and used by src.predict without the training data."""
     import anndata
 
-    from src.common.checkpoint import our_part
+    from src.common.checkpoint_format import our_part
     from src.data.io.gctx import write_gctx
     from src.predict import predict
     from src.train import build_datamodule, train

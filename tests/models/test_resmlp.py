@@ -9,7 +9,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from src.common.errors import InputError
-from src.models.checkpoint import load_model
+from src.models.loading import load_model
 from src.models.networks.resmlp import ResidualMLP
 from src.models.resmlp import ResMLP, warmup_cosine, warmup_steps_of
 from src.train import build, build_datamodule, fit_and_test, train

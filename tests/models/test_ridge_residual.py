@@ -17,7 +17,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from src.common.errors import InputError
 from src.data.datamodule import ExpressionDataModule
 from src.data.sources import SyntheticSource
-from src.models.checkpoint import load_model
+from src.models.loading import load_model
 from src.models.linear import LinearRegression, fit_ridge_loo
 from src.models.networks.residual import LinearPlusResidual, last_linear
 from src.models.networks.mlp import MLP

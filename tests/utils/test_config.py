@@ -26,7 +26,7 @@ def test_staged_models_get_ddp_that_tolerates_unused_parameters(train_config):
 def test_checkpoints_are_always_written_atomically(train_config):
     import hydra
 
-    from src.utils.checkpoint_io import AtomicCheckpointIO
+    from src.utils.atomic_checkpoint_io import AtomicCheckpointIO
 
     cfg = train_config("logger=none")
     trainer = hydra.utils.instantiate(cfg.trainer, logger=False)
@@ -62,7 +62,7 @@ def test_ckpt_path_last_means_this_run_folders_last_checkpoint(train_config):
         resolve_ckpt_path(cfg)
     import torch
 
-    from src.common.checkpoint import KEY
+    from src.common.checkpoint_format import KEY
 
     ours = {KEY: {"model_class": "src.models.linear.LinearRegression"}, "state_dict": {}}
     torch.save(ours, last)  # weights only, like best.ckpt: nothing to resume

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from src.common.checkpoint import OurPart, our_part, read_checkpoint, read_our_part, store
+from src.common.checkpoint_format import OurPart, our_part, read_checkpoint, read_our_part, store
 
 
 def test_our_part_round_trips_through_a_saved_checkpoint(tmp_path):

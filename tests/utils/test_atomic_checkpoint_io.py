@@ -2,7 +2,7 @@ import pytest
 import torch
 from lightning.fabric.plugins.io import torch_io
 
-from src.utils.checkpoint_io import AtomicCheckpointIO
+from src.utils.atomic_checkpoint_io import AtomicCheckpointIO
 
 
 def test_a_failed_save_keeps_the_previous_checkpoint_and_leaves_no_partial_file(tmp_path, monkeypatch):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import hydra
 
-from src.common.checkpoint import our_part, read_checkpoint
+from src.common.checkpoint_format import our_part, read_checkpoint
 from src.models.base import ExpressionModel
 
 
