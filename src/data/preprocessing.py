@@ -48,6 +48,8 @@ class Preprocessing:
     target_ids: list[str]
     landmark_scaler: Standardizer
     target_scaler: Standardizer
+    # The source's own description of the data (path, id type, duplicates removed...), kept as provenance;
+    # what the framework acts on is in the typed fields below, never read from here.
     info: dict = field(default_factory=dict)
     # Quantile normalisation's reference (landmarks and targets ranked together), if the data used one,
     # and the mean sorted landmark profile after it (to rank-map landmark-only profiles at prediction).
@@ -55,6 +57,16 @@ class Preprocessing:
     landmark_reference: np.ndarray | None = None
     # Fills missing landmarks of an incomplete panel from the present ones (training covariance).
     imputer: LandmarkImputer | None = None
+    # What the data were: whether their raw values were taken as log2(x + 1) first; the probes of every
+    # landmark gene (probe-level data); gene symbols; map genes absent from the file (count and first ids);
+    # the data's known noise floor (synthetic data); a landmark graph file that came with the data.
+    log2: bool = False
+    landmark_probes: list[list[str]] | None = None
+    landmark_symbols: list[str] | None = None
+    target_symbols: list[str] | None = None
+    genes_dropped: dict | None = None
+    noise_floor_mae: float | None = None
+    landmark_graph: str | None = None
 
     # ----------------------------------------------------------------- fitting (the DataModule)
     @classmethod
@@ -79,7 +91,7 @@ class Preprocessing:
         target_scaler.transform_(data.targets)
         fitted = cls(
             list(data.landmark_ids), list(data.target_ids), landmark_scaler, target_scaler, dict(data.info),
-            reference, landmark_reference,
+            reference, landmark_reference, **facts_of(data.info),
         )
         if raw_sample is None:
             fitted.imputer = LandmarkImputer.fit(data.landmarks, train)
@@ -89,18 +101,8 @@ class Preprocessing:
 
     # ----------------------------------------------------------------- what the data were
     @property
-    def log2(self) -> bool:
-        """Whether the training data's raw values were taken as ``log2(x + 1)`` first."""
-        return bool(self.info.get("log2", False))
-
-    @property
     def quantile_normalized(self) -> bool:
         return self.reference is not None
-
-    @property
-    def landmark_probes(self) -> list[list[str]] | None:
-        """The probes of every landmark gene, when the model was trained on probe-level data."""
-        return self.info.get("landmark_probes") or None
 
     def constant_targets(self, threshold: float = CONSTANT_SD) -> np.ndarray:
         """Which target genes were (near-)constant in the training split (sd below ``threshold``)."""
@@ -111,7 +113,7 @@ class Preprocessing:
         locate them among a new file's features."""
         probes = self.landmark_probes or [[g] for g in self.landmark_ids]
         ids = list(self.landmark_ids)
-        symbols = list(self.info.get("landmark_symbols") or ids)
+        symbols = list(self.landmark_symbols or ids)
         return GeneMap(Path(where), symbols, ids, [list(p) for p in probes])
 
     # ----------------------------------------------------------------- the transforms
@@ -182,6 +184,7 @@ class Preprocessing:
             "target_std": torch.from_numpy(self.target_scaler.std),
             "eps": self.landmark_scaler.eps,
             "info": dict(self.info),
+            **{name: getattr(self, name) for name in FACTS},
             "reference": _tensor(self.reference),
             "landmark_reference": _tensor(self.landmark_reference),
             "imputer": self.imputer.to_dict() if self.imputer is not None else None,
@@ -198,7 +201,24 @@ class Preprocessing:
             reference=_array(d.get("reference")),
             landmark_reference=_array(d.get("landmark_reference")),
             imputer=LandmarkImputer.from_dict(d["imputer"]) if d.get("imputer") else None,
+            # Checkpoints written before the typed fields kept these in ``info``.
+            **(facts_of(d.get("info", {})) if "log2" not in d else {name: d[name] for name in FACTS}),
         )
+
+
+FACTS = ("log2", "landmark_probes", "landmark_symbols", "target_symbols", "genes_dropped", "noise_floor_mae",
+         "landmark_graph")
+
+
+def facts_of(info: dict) -> dict:
+    """The typed fields of :class:`Preprocessing` from a source's description of its data
+    (:attr:`~src.data.sources.base.ExpressionData.info`), the one place its keys are read."""
+    facts = {name: info.get(name) for name in FACTS}
+    facts["log2"] = bool(facts["log2"])
+    facts["landmark_probes"] = facts["landmark_probes"] or None
+    facts["noise_floor_mae"] = None if facts["noise_floor_mae"] is None else float(facts["noise_floor_mae"])
+    facts["landmark_graph"] = None if facts["landmark_graph"] is None else str(facts["landmark_graph"])
+    return facts
 
 
 def panel_reference(reference: np.ndarray, m: int) -> np.ndarray:

@@ -171,7 +171,7 @@ class Predictor:
         ``options``: see :meth:`plan`."""
         self.check_options(**options)
         layers = self._layers(options.get("interval"))
-        annotated = self.model.trust is not None or bool(self.preprocessing.info.get("target_symbols"))
+        annotated = self.model.trust is not None or bool(self.preprocessing.target_symbols)
         check_outputs(MatrixWriter.planned_paths(output, layers, feature_annotations=annotated, uns=True),
                       inputs=[input], overwrite=overwrite)
         reader_options = dict(reader_options or {})
@@ -241,8 +241,8 @@ class Predictor:
         if not keep.any():
             raise InputError(f"genes=reliable: none of the {len(keep)} target genes of {self.where} is reliable for this panel")
         annotations = {}
-        if space.info.get("target_symbols"):
-            annotations["symbol"] = [sym for sym, k in zip(space.info["target_symbols"], keep) if k]
+        if space.target_symbols:
+            annotations["symbol"] = [sym for sym, k in zip(space.target_symbols, keep) if k]
         if reliability is not None:
             annotations.update({"reliable": reliability.reliable[keep], "heldout_mae": reliability.heldout_mae[keep],
                                 "heldout_pearson": reliability.heldout_pearson[keep]})

@@ -48,7 +48,7 @@ class NCNN(ExpressionModel):
       ids as the model's landmark ids, unknown ids ignored (counted in the log), ``#`` comments.
 
     **The graph** (``graph``): a graph file is the first choice. ``auto`` (the default) takes the data's
-    own graph file from its preprocessing info (``info["landmark_graph"]``; the synthetic data writes its
+    own graph file from its preprocessing (``landmark_graph``; the synthetic data writes its
     true landmark graph, see :func:`src.data.synthetic.landmark_graph`) when :meth:`attach_data` is called,
     and when the data carry none (real cohorts) builds the co-expression graph; a path reads that file;
     ``coexpression`` builds the co-expression graph whatever the data carry; ``none`` connects nothing
@@ -114,7 +114,7 @@ class NCNN(ExpressionModel):
         if str(graph).lower() == COEXPRESSION:
             return COEXPRESSION
         if str(graph).lower() == AUTO:
-            own = preprocessing.info.get("landmark_graph")
+            own = preprocessing.landmark_graph
             return Path(own) if own else COEXPRESSION
         return Path(graph).expanduser()
 

@@ -37,7 +37,7 @@ def results_meta(model, data_space=None, **extra) -> dict:
         # Left out of every averaged metric (training sd below src.data.preprocessing.CONSTANT_SD).
         "constant_genes": {"count": len(constant), "ids": constant},
         # Map genes absent from the training file, left out of the model (src.data.sources.mapped).
-        **({"genes_dropped": space.info["genes_dropped"]} if space and space.info.get("genes_dropped") else {}),
+        **({"genes_dropped": space.genes_dropped} if space and space.genes_dropped else {}),
         **{k: str(v) for k, v in extra.items()},
     }
 
@@ -71,7 +71,7 @@ def show_results(output_dir: Path, metrics: dict[str, float], model, data_space=
 def data_noise_floor(model, data_space=None) -> float | None:
     """The tested data's noise floor (``data_space``, else the training data's), if it has one."""
     space = data_space or model.preprocessing
-    return space.info.get("noise_floor_mae") if space else None
+    return space.noise_floor_mae if space else None
 
 
 def record_failure(cfg, error: BaseException, message: str) -> None:

@@ -78,7 +78,7 @@ def test_preprocessing_round_trips_through_plain_types(tmp_path):
     back = Preprocessing.from_dict(saved)
     assert back.target_ids == dm.preprocessing.target_ids
     np.testing.assert_array_equal(back.landmark_scaler.std, dm.preprocessing.landmark_scaler.std)
-    assert back.info["noise_floor_mae"] == pytest.approx(dm.preprocessing.info["noise_floor_mae"])
+    assert back.noise_floor_mae == pytest.approx(dm.preprocessing.noise_floor_mae) and back.noise_floor_mae > 0
 
 
 def _save(tmp_path, obj):
