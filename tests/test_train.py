@@ -2,11 +2,13 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
+from lightning.pytorch.callbacks import Callback
 
 from src.models.loading import load_model
-from src.train import build_datamodule, train
+from src.train import build, build_datamodule, fit_and_test, train
 
 MODELS = ["lr", "lr_l1", "lr_l2", "knn", "dgex", "taaf", "autoencoder", "egex", "resmlp", "ggan", "ncnn", "ridge_residual"]
 
@@ -52,10 +54,39 @@ def test_checkpoint_carries_genes_statistics_and_data_config(train_config):
     assert model.data_config["source"]["_target_"] == "src.data.sources.SyntheticSource"
 
 
-def test_same_seed_same_metrics(train_config, tmp_path):
+def test_same_seed_same_metrics_and_another_seed_another_network(train_config, tmp_path):
     first = train(train_config("model=dgex", "debug=fast"))
     second = train(train_config("model=dgex", "debug=fast"))
     assert first == second
+    # The seed sets the initial weights and the batch order: a network of another seed ends elsewhere
+    # (the spreads over seeds that the reports give are not zero by construction).
+    other = train(train_config("model=dgex", "debug=fast", "seed=7"))
+    assert other["test/mae"] != first["test/mae"] and abs(other["test/mae"] / first["test/mae"] - 1) < 0.1
+
+
+class ValCurve(Callback):
+    """The validation MAE after every epoch."""
+
+    def __init__(self):
+        self.curve = []
+
+    def on_train_epoch_end(self, trainer, pl_module):  # after the epoch's validation
+        self.curve.append(float(trainer.callback_metrics["val/mae"]))
+
+
+def test_early_stopping_ends_a_run_that_stopped_improving_and_best_ckpt_is_its_best_epoch(train_config):
+    """E-GEX at 30 times its learning rate overfits 2,000 training samples within a few epochs: with patience 2
+    the run ends 2 epochs after its best validation MAE, long before max_epochs, and best.ckpt is that epoch."""
+    cfg = train_config("model=egex", "debug=fast", "trainer.max_epochs=40", "callbacks.early_stopping.patience=2",
+                       "model.optimizer.lr=0.03")
+    probe = ValCurve()
+    run = build(cfg, callbacks=[probe])
+    metrics = fit_and_test(run)
+    curve, best = probe.curve, int(np.argmin(probe.curve))
+    assert len(curve) < 40 and run.trainer.early_stopping_callback.stopped_epoch == len(curve) - 1
+    assert len(curve) == best + 1 + 2 and min(curve[best + 1 :]) >= curve[best]  # two epochs without a better one
+    saved = torch.load(f"{cfg.paths.output_dir}/checkpoints/best.ckpt", weights_only=True)
+    assert saved["epoch"] == best and metrics["val/mae"] == pytest.approx(curve[best], rel=1e-5)
 
 
 def test_resume_from_last_checkpoint_continues_training(train_config):
@@ -153,3 +184,31 @@ def test_k_fold_cross_validation_tests_every_sample_once_and_reports_mean_and_sd
     assert len(tested) == len(set(tested)) == 3000  # every sample tested exactly once
     report = write_report([tmp_path], tmp_path / "report").read_text()
     assert "mean ± sd over their runs" in report and "| lr | 3 |" in report
+
+
+def test_calibration_uses_no_test_data(train_config):
+    """The trust a checkpoint carries comes from the calibration split (never trained on, never choosing the
+    checkpoint) and the difficulty model from the validation split: recomputed here from those splits alone,
+    with the sample ids of splits.tsv disjoint."""
+    from src.models.trust import MAX_STORED, DifficultyModel, Reliability, predict_standardised
+
+    cfg = train_config("model=lr_l2", "debug=fast", "logger=none")
+    train(cfg)
+    out = cfg.paths.output_dir
+    rows = [line.split("\t")[:2] for line in open(f"{out}/splits.tsv").read().splitlines()[1:]]
+    split_of = {}
+    for sample, split in rows:
+        assert sample not in split_of  # every sample in exactly one split
+        split_of[sample] = split
+    dm = build_datamodule(cfg)
+    assert [s for s, split in rows if split == "calibration"] == list(dm.sample_ids["calibration"])
+    assert not set(dm.sample_ids["calibration"]) & set(dm.sample_ids["test"])
+    model = load_model(f"{out}/checkpoints/best.ckpt")
+    cal, val = dm.splits["calibration"], dm.splits["val"]
+    np.testing.assert_array_equal(model.trust.raw, dm.raw("calibration")[:MAX_STORED])  # the calibration samples
+    np.testing.assert_array_equal(model.trust.truth, cal.targets.numpy()[:MAX_STORED].astype(np.float16))
+    reliable = Reliability.measure(predict_standardised(model, cal.deployed_landmarks), cal.targets.numpy()).reliable
+    np.testing.assert_array_equal(model.trust.reliability.reliable, reliable)
+    val_error = np.abs(predict_standardised(model, val.deployed_landmarks) - val.targets.numpy()).mean(1)
+    difficulty = DifficultyModel.fit(val.deployed_landmarks.numpy(), val_error)
+    np.testing.assert_allclose(model.trust.difficulty.weight, difficulty.weight, rtol=1e-5, atol=1e-7)

@@ -105,13 +105,17 @@ def test_genes_reliable_keeps_the_genes_reliable_on_the_calibration_split(traine
 
 def test_log2_is_taken_when_asked_and_never_otherwise(trained):
     """The synthetic training data are on a log scale (log2: false): log2=auto predicts from the values as
-    given; log2=true takes log2(x + 1) first, so 2^x - 1 predicts as x does."""
+    given; log2=true takes log2(x + 1) first, so 2^x - 1 predicts as x does; and log2=auto follows the
+    training data."""
     ckpt, dm, adata = trained
     predictor = Predictor.load(ckpt, device="cpu")
     assert predictor.preprocessing.log2 is False
     linear = anndata.AnnData(np.exp2(adata.X.astype(np.float64)).astype(np.float32) - 1, obs=adata.obs, var=adata.var)
     np.testing.assert_allclose(predictor.predict(linear, log2=True).X, predictor.predict(adata).X, rtol=1e-4, atol=1e-4)
     assert not np.allclose(predictor.predict(linear).X, predictor.predict(adata).X, atol=1e-2)
+    # A model whose training data were log2-transformed takes log2(x + 1) of an input with log2=auto.
+    predictor.preprocessing.log2 = True
+    np.testing.assert_allclose(predictor.predict(linear).X, predictor.predict(adata, log2=False).X, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("option, value, message", [
