@@ -21,7 +21,7 @@ from src.models.calibration import calibrate_run
 from src.reporting.wandb_log import log_per_gene
 from src.utils.config import choose_strategy, plain_config, resolve_ckpt_path, save_config, validate_config
 from src.utils.ddp_launch import ranks_run_this_job, wait_for_ranks
-from src.utils.precision import apply_precision
+from src.common.precision import apply_precision
 from src.utils.instantiate import instantiate_all
 from src.utils.loggers import closing, configure_wandb
 from src.utils.results import record_failure, save_results, save_splits, scalar_metrics, show_results
@@ -47,8 +47,13 @@ class Run:
 
 
 def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
-    """Check ``cfg``, seed everything with ``cfg.seed``, then the DataModule of ``cfg.data``, prepared and set up."""
+    """Check ``cfg``, then the DataModule of ``cfg.data`` (:func:`prepared_datamodule`)."""
     validate_config(cfg)
+    return prepared_datamodule(cfg)
+
+
+def prepared_datamodule(cfg: DictConfig) -> L.LightningDataModule:
+    """Seed everything with ``cfg.seed``, then the DataModule of ``cfg.data``, prepared and set up."""
     L.seed_everything(cfg.seed, workers=True)
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     datamodule.prepare_data()
@@ -90,7 +95,7 @@ def build(cfg: DictConfig, datamodule=None, callbacks: list = ()) -> Run:
     validate_config(cfg)
     ckpt_path = resolve_ckpt_path(cfg)
     configure_wandb(cfg)
-    datamodule = datamodule or build_datamodule(cfg)
+    datamodule = datamodule or prepared_datamodule(cfg)
     model = build_model(cfg, datamodule)
     choose_strategy(cfg, model)
     apply_precision(cfg)

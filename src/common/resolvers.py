@@ -1,10 +1,12 @@
-"""OmegaConf resolvers our configs use (registered when ``src`` is imported)."""
+"""OmegaConf resolvers our configs use, all registered here, once, when ``src`` is imported."""
 
 import os
 import re
 from datetime import datetime
 
 from omegaconf import OmegaConf
+
+from src.common.precision import RESOLVER as AUTO_PRECISION, resolve_precision
 
 
 def run_stamp(time_format: str) -> str:
@@ -20,8 +22,12 @@ def run_stamp(time_format: str) -> str:
 
 def register_resolvers() -> None:
     """``${len:x}``: the length of a list (e.g. the depth of a network in a run's name);
-    ``${run_stamp:format}``: a run folder's name (:func:`run_stamp`), the same for one call in a process."""
+    ``${run_stamp:format}``: a run folder's name (:func:`run_stamp`), the same for one call in a process;
+    ``${auto_precision:accelerator}``: the training precision for the hardware
+    (:func:`src.common.precision.choose_precision`)."""
     if not OmegaConf.has_resolver("len"):
         OmegaConf.register_new_resolver("len", lambda value: len(value))
     if not OmegaConf.has_resolver("run_stamp"):
         OmegaConf.register_new_resolver("run_stamp", run_stamp, use_cache=True)
+    if not OmegaConf.has_resolver(AUTO_PRECISION):
+        OmegaConf.register_new_resolver(AUTO_PRECISION, resolve_precision)

@@ -13,6 +13,7 @@ from src.data.batches import IndexBatchSampler, TensorBatches, index_loader
 from src.data.transforms import fold_indices, permute_rows_, split_indices
 from src.data.preprocessing import Preprocessing
 from src.data.sources.base import ExpressionSource
+from src.common.config_checks import check_table, integer, list_of, number, one_of, optional, positive_int
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,23 @@ class ExpressionDataModule(L.LightningDataModule):
     targets, as the GEO file was normalised) and the deployed path's (landmarks alone, exactly as
     ``src.predict`` preprocesses a new profile); for data without quantile normalisation they are one.
     """
+
+    #: Values checked before any work (``data.<key>``; :mod:`src.common.config_checks`).
+    config_checks = check_table(
+        ("batch_size", positive_int, "a positive integer (the global training batch)", "200"),
+        ("eval_batch_size", positive_int, "a positive integer (samples per process for validation and test)", "1000"),
+        ("split", lambda v: list_of(lambda x: number(x) and x >= 0)(v) and len(v) == 3,
+         "three non-negative fractions summing to 1, or three sample counts (train, val, test)", "[0.8,0.1,0.1]"),
+        ("split_seed", integer, "an integer", "0"),
+        ("calibration", lambda v: number(v) and v >= 0 and (v < 1 or float(v).is_integer()),
+         "a fraction in [0, 1) of the samples or a sample count (0: no calibration)", "0.1"),
+        ("max_samples", optional(positive_int), "null (all samples) or a positive integer", "3000"),
+        ("max_targets", optional(positive_int), "null (all target genes) or a positive integer", "300"),
+        ("quantile_normalize", one_of(True, False), "true or false", "false"),
+        ("on_device", one_of("auto", True, False), "auto, true or false (splits held on the GPU)", "auto"),
+        ("folds", optional(lambda v: integer(v) and v >= 2), "null (one train/val/test split) or an integer >= 2", "5"),
+        ("fold", lambda v: integer(v) and v >= 0, "a fold index from 0 to data.folds - 1", "0"),
+    )
 
     def __init__(
         self,

@@ -16,6 +16,7 @@ from src.models.trust import Trust
 from src.models.callbacks import RandomStateCheckpoint
 
 from src.models.losses import LOSS_FUNCTIONS, LOSSES  # l1, huber, mse, sse
+from src.common.config_checks import WIDTHS, check_table, fraction, number, positive_int
 
 
 class ExpressionModel(L.LightningModule):
@@ -39,6 +40,16 @@ class ExpressionModel(L.LightningModule):
         loss: ``l1``, ``huber``, ``mse`` (mean over genes) or ``sse`` (sum over genes, D-GEX's loss), see
             :mod:`src.models.losses`; all are averaged over the batch.
     """
+
+    #: Values checked before any work (``model.<key>``, those a subclass takes; :mod:`src.common.config_checks`).
+    config_checks = check_table(
+        ("dropout", fraction, "a fraction in [0, 1)", "0.1"),
+        ("input_noise", lambda v: number(v) and v >= 0, "a non-negative noise level", "0.0"),
+        ("optimizer.lr", lambda v: number(v) and v > 0, "a positive learning rate", "1e-3"),
+        ("widths", *WIDTHS, "[1024,1024]"),
+        ("latent", positive_int, "a positive latent size", "128"),
+        ("min_lr", lambda v: number(v) and v >= 0, "a non-negative learning rate", "1e-5"),
+    )
 
     #: True when some parameters get no gradient in some steps (staged training): DDP must then look
     #: for unused parameters (see :func:`src.utils.config.trainer_overrides`).

@@ -8,6 +8,7 @@ from src.common.errors import InputError
 from src.models.base import ExpressionModel
 from src.models.callbacks import DGEXLearningRateDecay
 from src.models.networks.mlp import PartitionedMLP, dgex_init
+from src.common.config_checks import check_table, number, optional, positive_int
 
 
 #: Outputs per network for which D-GEX's learning rates were set: GEO's 9,520 targets in two halves.
@@ -52,6 +53,12 @@ class DGEX(ExpressionModel):
         min_lr: the decay never takes a base learning rate below this.
         **kwargs: optimizer, scheduler and loss, see :class:`ExpressionModel`.
     """
+
+    config_checks = check_table(
+        ("lr", optional(lambda v: number(v) and v > 0), "null (D-GEX's rule) or a positive learning rate", "3e-4"),
+        ("n_splits", positive_int, "a positive number of target partitions", "2"),
+        ("decay_factor", lambda v: number(v) and 0 < v <= 1, "a factor in (0, 1]", "0.9"),
+    )
 
     def __init__(
         self,

@@ -11,6 +11,7 @@ from src.common.errors import InputError
 from src.models.base import ExpressionModel
 from src.models.networks.autoencoder import Autoencoder, LatentRegressor
 from src.models.networks.mlp import MLP
+from src.common.config_checks import WIDTHS, check_table
 
 STAGES = ("autoencoder", "latent", "finetune")
 
@@ -58,6 +59,8 @@ class EGEX(ExpressionModel):
         input_noise: Gaussian noise sd added to targets while pre-training the autoencoder.
         stages: fractions of the epochs given to each stage.
     """
+
+    config_checks = check_table(("ae_widths", *WIDTHS, "[1024]"), ("mlp_widths", *WIDTHS, "[1024,1024]"))
 
     def __init__(
         self,

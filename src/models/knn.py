@@ -9,6 +9,7 @@ import torch
 from src.common.errors import InputError
 from src.data.batches import TensorBatches
 from src.models.closed_form import ClosedFormModel
+from src.common.config_checks import check_table, list_of, positive_int
 
 
 def nearest(query: torch.Tensor, reference: torch.Tensor, k: int, chunk: int = 1024) -> torch.Tensor:
@@ -30,6 +31,10 @@ class KNN(ClosedFormModel):
     The training profiles are part of the model and of its checkpoint (a KNN model *is* its
     reference set), so a checkpoint evaluated on another data set still uses its own references.
     """
+
+    config_checks = check_table(
+        ("ks", list_of(positive_int, non_empty=True), "a list of positive neighbour counts", "[1,5,10]"),
+    )
 
     def __init__(self, n_inputs: int, n_outputs: int, ks: Sequence[int] = (1, 2, 5, 10, 20, 50), chunk: int = 256, **kwargs):
         super().__init__(n_inputs, n_outputs, **kwargs)

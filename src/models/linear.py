@@ -22,6 +22,7 @@ from torch import nn
 from src.common.errors import InputError
 from src.data.batches import TensorBatches
 from src.models.closed_form import ClosedFormModel, chunked_mae
+from src.common.config_checks import POSITIVE_INT, check_table, list_of, number, positive_int
 
 PENALTIES = ("none", "l1", "l2")
 
@@ -193,6 +194,12 @@ class LinearRegression(ClosedFormModel):
         alphas: penalty strengths to try; the one with the lowest validation MAE is kept.
         max_iter, tol: lasso solver limits.
     """
+
+    config_checks = check_table(
+        ("alphas", list_of(lambda v: number(v) and v > 0), "a list of positive penalty strengths", "[0.01,0.1,1.0]"),
+        ("max_iter", positive_int, POSITIVE_INT, "200"),
+        ("tol", lambda v: number(v) and v > 0, "a positive tolerance", "1e-4"),
+    )
 
     def __init__(
         self,

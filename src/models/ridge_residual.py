@@ -29,6 +29,7 @@ from src.models.linear import fit_ridge_loo
 from src.models.networks.autoencoder import LatentRegressor
 from src.models.networks.mlp import MLP
 from src.models.networks.residual import LinearPlusResidual
+from src.common.config_checks import WIDTHS, check_table, list_of, number
 
 
 class RidgeResidual(ExpressionModel):
@@ -84,6 +85,13 @@ class RidgeResidual(ExpressionModel):
     Defaults (the config, ``conf/model/ridge_residual.yaml``, with the measurements behind them): E-GEX's
     network, Adam at 1e-3 (as E-GEX), ``residual_shrinkage`` 100.
     """
+
+    config_checks = check_table(
+        ("alphas", list_of(lambda v: number(v) and v > 0), "a list of positive penalty strengths", "[0.01,0.1,1.0]"),
+        ("residual_shrinkage", lambda v: number(v) and v >= 1, "a factor >= 1 (1: the selected ridge)", "100"),
+        ("ae_widths", *WIDTHS, "[1024]"),
+        ("mlp_widths", *WIDTHS, "[1024,1024]"),
+    )
 
     def __init__(
         self,

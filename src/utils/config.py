@@ -1,188 +1,84 @@
 """Check a composed config right after composition, so a wrong combination fails in one clear sentence.
 
-Every value a user is likely to type wrong is checked against a small declarative table (key, what
-it must be, an example) before any work, and a bad one fails as an
-:class:`~src.common.errors.InputError` naming the key, the value, what was expected and a valid
-override, e.g. ``data.batch_size=abc: expected a positive integer (the global training batch), e.g.
-data.batch_size=200``. ``validate_config`` checks a training config, ``validate_eval_config`` and
-``validate_predict_config`` those of ``src.eval`` and ``src.predict``.
+Every value a user is likely to type wrong is checked before any work, and a bad one fails as an
+:class:`~src.common.errors.InputError` naming the key, the value, what was expected and a valid override
+(:mod:`src.common.config_checks`). The checks of a model, a DataModule or a data source are declared by
+that class (``config_checks``) and found through the config's ``_target_``; this module holds only the
+checks of the run itself, the Trainer and the ``src.eval`` / ``src.predict`` options, and the rules that
+involve several keys (a global batch that divides among the processes). ``validate_config`` checks a
+training config, ``validate_eval_config`` and ``validate_predict_config`` those of ``src.eval`` and
+``src.predict``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from src.common.atomic import atomic_path
+from src.common.config_checks import (
+    POSITIVE_INT, Check, check_table, check_values, checks_of, integer, list_of, number, one_of, optional,
+    positive_int, shown, target_class,
+)
 from src.common.errors import InputError
 from src.common.progress import is_first_process
-from src.utils import precision as _precision  # noqa: F401  (registers ${auto_precision:...}, conf/trainer)
-
-# -- what a value may be --------------------------------------------------------------------------------
-
-
-def _int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _positive_int(v) -> bool:
-    return _int(v) and v >= 1
-
-
-def _optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
-    return lambda v: v is None or check(v)
-
-
-def _list_of(check: Callable[[Any], bool], non_empty: bool = False) -> Callable[[Any], bool]:
-    def ok(v) -> bool:
-        return isinstance(v, Sequence) and not isinstance(v, str) and (len(v) > 0 or not non_empty) and all(map(check, v))
-
-    return ok
-
-
-def _one_of(*choices) -> Callable[[Any], bool]:
-    return lambda v: not isinstance(v, (list, dict)) and any(v is c or (type(v) is type(c) and v == c) for c in choices)
+from src.data.datamodule import ExpressionDataModule
 
 
 def _devices(v) -> bool:
     """What Lightning takes as ``devices``: a count (or -1: all), ``auto``, ``"0,1"`` or a list of indices."""
-    if _int(v):
+    if integer(v):
         return v >= 1 or v == -1
     if isinstance(v, str):
         parts = [part.strip() for part in v.split(",") if part.strip()]
         return v == "auto" or (bool(parts) and all(part.lstrip("-").isdigit() for part in parts))
-    return _list_of(lambda i: _int(i) and i >= 0, non_empty=True)(v)
+    return list_of(lambda i: integer(i) and i >= 0, non_empty=True)(v)
 
 
-def _split(v) -> bool:
-    return _list_of(lambda x: _number(x) and x >= 0)(v) and len(v) == 3
-
-
-def _calibration(v) -> bool:
-    return _number(v) and v >= 0 and (v < 1 or float(v).is_integer())
-
-
-@dataclass(frozen=True)
-class Check:
-    """A config key, what its value must be (a predicate and its words), and an example value."""
-
-    key: str
-    ok: Callable[[Any], bool]
-    expected: str
-    example: str
-
-
-def _check_table(*rows: tuple[str, Callable[[Any], bool], str, str]) -> tuple[Check, ...]:
-    return tuple(Check(*row) for row in rows)
-
-
-POSITIVE_INT = "a positive integer"
-DATA_CHECKS = _check_table(
-    ("data.batch_size", _positive_int, "a positive integer (the global training batch)", "200"),
-    ("data.eval_batch_size", _positive_int, "a positive integer (samples per process for validation and test)", "1000"),
-    ("data.split", _split, "three non-negative fractions summing to 1, or three sample counts (train, val, test)",
-     "[0.8,0.1,0.1]"),
-    ("data.split_seed", _int, "an integer", "0"),
-    ("data.calibration", _calibration, "a fraction in [0, 1) of the samples or a sample count (0: no calibration)",
-     "0.1"),
-    ("data.max_samples", _optional(_positive_int), "null (all samples) or a positive integer", "3000"),
-    ("data.max_targets", _optional(_positive_int), "null (all target genes) or a positive integer", "300"),
-    ("data.quantile_normalize", _one_of(True, False), "true or false", "false"),
-    ("data.on_device", _one_of("auto", True, False), "auto, true or false (splits held on the GPU)", "auto"),
-    ("data.folds", _optional(lambda v: _int(v) and v >= 2), "null (one train/val/test split) or an integer >= 2", "5"),
-    ("data.fold", lambda v: _int(v) and v >= 0, "a fold index from 0 to data.folds - 1", "0"),
-    ("data.source.strict_genes", _one_of(True, False), "true or false (refuse map genes absent from the file)", "false"),
-    ("data.source.min_gene_fraction", lambda v: _number(v) and 0 < v <= 1, "a share in (0, 1] of the landmark genes", "0.9"),
-)
-TRAINER_CHECKS = _check_table(
-    ("trainer.max_epochs", _optional(lambda v: _int(v) and (v >= 1 or v == -1)),
+TRAINER_CHECKS = check_table(
+    ("trainer.max_epochs", optional(lambda v: integer(v) and (v >= 1 or v == -1)),
      "a positive integer (the most epochs to train), or -1 for no limit", "100"),
     ("trainer.devices", _devices, "a positive number of devices, -1 (all), auto, or a list of device indices", "1"),
-    ("trainer.num_nodes", _positive_int, POSITIVE_INT, "1"),
-    ("trainer.log_every_n_steps", _positive_int, POSITIVE_INT, "10"),
+    ("trainer.num_nodes", positive_int, POSITIVE_INT, "1"),
+    ("trainer.log_every_n_steps", positive_int, POSITIVE_INT, "10"),
 )
-MODEL_CHECKS = _check_table(
-    ("model.dropout", lambda v: _number(v) and 0 <= v < 1, "a fraction in [0, 1)", "0.1"),
-    ("model.input_noise", lambda v: _number(v) and v >= 0, "a non-negative noise level", "0.0"),
-    ("model.optimizer.lr", lambda v: _number(v) and v > 0, "a positive learning rate", "1e-3"),
-    ("model.lr", _optional(lambda v: _number(v) and v > 0), "null (D-GEX's rule) or a positive learning rate", "3e-4"),
-    ("model.widths", _list_of(_positive_int), "a list of positive layer widths", "[1024,1024]"),
-    ("model.ae_widths", _list_of(_positive_int), "a list of positive layer widths", "[1024]"),
-    ("model.mlp_widths", _list_of(_positive_int), "a list of positive layer widths", "[1024,1024]"),
-    ("model.latent", _positive_int, "a positive latent size", "128"),
-    ("model.n_splits", _positive_int, "a positive number of target partitions", "2"),
-    ("model.alphas", _list_of(lambda v: _number(v) and v > 0), "a list of positive penalty strengths", "[0.01,0.1,1.0]"),
-    ("model.residual_shrinkage", lambda v: _number(v) and v >= 1, "a factor >= 1 (1: the selected ridge)", "100"),
-    ("model.ks", _list_of(_positive_int, non_empty=True), "a list of positive neighbour counts", "[1,5,10]"),
-    ("model.max_iter", _positive_int, POSITIVE_INT, "200"),
-    ("model.tol", lambda v: _number(v) and v > 0, "a positive tolerance", "1e-4"),
-    ("model.decay_factor", lambda v: _number(v) and 0 < v <= 1, "a factor in (0, 1]", "0.9"),
-    ("model.min_lr", lambda v: _number(v) and v >= 0, "a non-negative learning rate", "1e-5"),
-)
-LEVEL = lambda v: _number(v) and 0 < v < 1  # noqa: E731
-RUN_CHECKS = _check_table(
-    ("seed", _int, "an integer", "12345"),
+LEVEL = lambda v: number(v) and 0 < v < 1  # noqa: E731
+RUN_CHECKS = check_table(
+    ("seed", integer, "an integer", "12345"),
     ("interval", LEVEL, "a level in (0, 1)", "0.9"),
-    ("optimized_metric", _optional(lambda v: isinstance(v, str)), "a metric name", "val/mae"),
-    ("keep_freed_memory", _one_of(True, False), "true or false", "true"),
-    ("keep_last_checkpoint", _one_of(True, False), "true or false", "false"),
+    ("optimized_metric", optional(lambda v: isinstance(v, str)), "a metric name", "val/mae"),
+    ("keep_freed_memory", one_of(True, False), "true or false", "true"),
+    ("keep_last_checkpoint", one_of(True, False), "true or false", "false"),
 )
-EVAL_CHECKS = _check_table(
-    ("seed", _int, "an integer", "12345"),
+EVAL_CHECKS = check_table(
+    ("seed", integer, "an integer", "12345"),
     ("interval", LEVEL, "a level in (0, 1)", "0.9"),
-    ("landmark_panel", _optional(lambda v: isinstance(v, str) and v != ""), "null or a file (one landmark id per line)",
+    ("landmark_panel", optional(lambda v: isinstance(v, str) and v != ""), "null or a file (one landmark id per line)",
      "panel.txt"),
 )
-PREDICT_CHECKS = _check_table(
-    ("block_size", _positive_int, "a positive integer (samples per block)", "8192"),
-    ("interval", _optional(LEVEL), "null (no intervals) or a level in (0, 1)", "0.9"),
-    ("interval_kind", _one_of("adaptive", "constant"), "adaptive or constant", "adaptive"),
-    ("genes", _one_of("all", "reliable"), "all or reliable", "all"),
-    ("missing_landmarks", _one_of("error", "impute"), "error or impute", "impute"),
-    ("overwrite", _one_of(True, False), "true or false", "true"),
-    ("log2", _one_of("auto", True, False), "auto, true or false", "auto"),
-    ("quantile_normalize", _one_of("auto", True, False), "auto, true or false", "auto"),
-    ("id_type", _one_of("auto", "probe", "ensembl", "symbol"), "auto, probe, ensembl or symbol", "auto"),
-    ("input_format", _one_of("auto", "gctx", "h5ad", "table"), "auto, gctx, h5ad or table", "gctx"),
+PREDICT_CHECKS = check_table(
+    ("block_size", positive_int, "a positive integer (samples per block)", "8192"),
+    ("interval", optional(LEVEL), "null (no intervals) or a level in (0, 1)", "0.9"),
+    ("interval_kind", one_of("adaptive", "constant"), "adaptive or constant", "adaptive"),
+    ("genes", one_of("all", "reliable"), "all or reliable", "all"),
+    ("missing_landmarks", one_of("error", "impute"), "error or impute", "impute"),
+    ("overwrite", one_of(True, False), "true or false", "true"),
+    ("log2", one_of("auto", True, False), "auto, true or false", "auto"),
+    ("quantile_normalize", one_of("auto", True, False), "auto, true or false", "auto"),
+    ("id_type", one_of("auto", "probe", "ensembl", "symbol"), "auto, probe, ensembl or symbol", "auto"),
+    ("input_format", one_of("auto", "gctx", "h5ad", "table"), "auto, gctx, h5ad or table", "gctx"),
     ("reader_options", lambda v: isinstance(v, Mapping), "a mapping of reader options", "{}"),
 )
 
-_ABSENT = object()
 
-
-def shown(value) -> str:
-    """A value as it is written on the command line (``null``, ``true``, ``[1,2]``)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, Mapping):
-        return "{" + ",".join(f"{k}:{shown(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        return "[" + ",".join(map(shown, value)) + "]"
-    return str(value)
-
-
-def check_values(cfg: DictConfig, checks: Sequence[Check]) -> None:
-    """Raise an :class:`InputError` naming the first key of ``checks`` present in ``cfg`` whose value is not
-    what the key expects (keys absent from ``cfg`` are not checked)."""
-    for check in checks:
-        value = OmegaConf.select(cfg, check.key, default=_ABSENT)
-        if value is _ABSENT:
-            continue
-        if OmegaConf.is_config(value):
-            value = OmegaConf.to_container(value, resolve=True)
-        if not check.ok(value):
-            raise InputError(f"{check.key}={shown(value)}: expected {check.expected}, e.g. {check.key}={check.example}")
+def data_checks(cfg: DictConfig) -> tuple[Check, ...]:
+    """The checks the DataModule and the data source of ``cfg.data`` declare (the DataModule's even where
+    ``cfg.data`` holds only overrides, as ``src.eval``'s may)."""
+    return (*checks_of(target_class(cfg, "data") or ExpressionDataModule, "data"),
+            *checks_of(target_class(cfg, "data.source"), "data.source"))
 
 
 def check_required(cfg: DictConfig, keys: Sequence[str], command: str) -> None:
@@ -194,10 +90,10 @@ def check_required(cfg: DictConfig, keys: Sequence[str], command: str) -> None:
 
 def validate_config(cfg: DictConfig) -> None:
     """Raise an :class:`InputError` for settings of a training config that would otherwise fail late or
-    silently do the wrong thing: a value of the wrong type or range (the tables above), a global batch
+    silently do the wrong thing: a value of the wrong type or range (the checks of the run, the Trainer and the objects configured), a global batch
     that does not divide among the processes, Lightning's own sampler; ``FileNotFoundError`` for a
     checkpoint to resume from that does not exist."""
-    check_values(cfg, (*RUN_CHECKS, *DATA_CHECKS, *TRAINER_CHECKS, *MODEL_CHECKS))
+    check_values(cfg, (*RUN_CHECKS, *data_checks(cfg), *TRAINER_CHECKS, *checks_of(target_class(cfg, "model"), "model")))
     trainer = cfg.trainer
     if trainer.get("use_distributed_sampler", False):
         raise InputError(
@@ -222,7 +118,7 @@ def validate_eval_config(cfg: DictConfig) -> None:
     """The checks of :func:`validate_config` for ``src.eval``: the checkpoint is given, the level, the
     panel, and the ``data.*`` and ``trainer.*`` values present."""
     check_required(cfg, ["ckpt_path"], "python -m src.eval ckpt_path=outputs/train/<run>/checkpoints/best.ckpt")
-    check_values(cfg, (*EVAL_CHECKS, *DATA_CHECKS, *TRAINER_CHECKS))
+    check_values(cfg, (*EVAL_CHECKS, *data_checks(cfg), *TRAINER_CHECKS))
 
 
 def validate_predict_config(cfg: DictConfig) -> None:

@@ -35,6 +35,7 @@ from src.data.reference import load_reference
 from src.data.sources.base import ExpressionData
 from src.common.errors import InputError
 from src.common.progress import progress_bar
+from src.common.config_checks import check_table, number, one_of
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,12 @@ class MappedMatrixSource:
             file), joined to the samples by whichever of its columns holds their ids (run or sample);
             written into ``splits.tsv``.
     """
+
+    #: Values checked before any work (``data.source.<key>``; :mod:`src.common.config_checks`).
+    config_checks = check_table(
+        ("strict_genes", one_of(True, False), "true or false (refuse map genes absent from the file)", "false"),
+        ("min_gene_fraction", lambda v: number(v) and 0 < v <= 1, "a share in (0, 1] of the landmark genes", "0.9"),
+    )
 
     def __init__(
         self,

@@ -7,7 +7,7 @@ import logging
 import pytest
 import torch
 
-from src.utils import precision as P
+from src.common import precision as P
 
 X86 = "processor\t: 0\nvendor_id\t: {vendor}\nflags\t\t: fpu sse2 avx2 avx512f avx512bw {extra}\n\nprocessor\t: 1\n"
 
@@ -96,7 +96,7 @@ def test_the_config_default_resolves_and_the_run_writes_what_it_chose(train_conf
     cpu("amx_bf16")
     cfg = train_config()
     assert P.is_automatic(cfg) and cfg.trainer.precision == "bf16-mixed"  # resolved wherever it is read
-    with caplog.at_level(logging.INFO, logger="src.utils.precision"):
+    with caplog.at_level(logging.INFO, logger="src.common.precision"):
         assert P.apply_precision(cfg) == "bf16-mixed"
     assert not P.is_automatic(cfg) and cfg.trainer.precision == "bf16-mixed"  # a value now, as saved
     assert [r.getMessage() for r in caplog.records] == [

@@ -1,7 +1,7 @@
 """The training precision by default: ``bf16-mixed`` where the hardware runs bf16 natively, else ``32-true``.
 
 ``conf/trainer/default.yaml`` sets ``precision: ${auto_precision:${.accelerator}}``; the resolver (registered
-when this module is imported, as :mod:`src.utils.config` does) chooses by the device the run trains on:
+with the others by :func:`src.common.resolvers.register_resolvers`) chooses by the device the run trains on:
 
 - a CUDA GPU with native bf16 (``torch.cuda.is_bf16_supported(including_emulation=False)``: Ampere and later);
 - a CPU that torch runs at its AVX-512 level (``torch.backends.cpu.get_cpu_capability()``) with oneDNN and
@@ -112,11 +112,9 @@ def choose_precision(accelerator: str = "auto") -> tuple[str, str]:
     return _choose(str(accelerator))
 
 
-def _resolve(accelerator: str = "auto") -> str:
+def resolve_precision(accelerator: str = "auto") -> str:
+    """``${auto_precision:accelerator}``: the precision :func:`choose_precision` picks."""
     return choose_precision(accelerator)[0]
-
-
-OmegaConf.register_new_resolver(RESOLVER, _resolve, replace=True)
 
 
 def is_automatic(cfg: DictConfig) -> bool:
