@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from src.reporting.report import log_to_wandb, write_report
+from src.reporting.comparison_report import log_to_wandb, write_report
 from src.reporting.run_folder import RunFolder
 
 __all__ = ["log_to_wandb", "main", "write_report"]

@@ -169,7 +169,7 @@ def test_constant_target_genes_are_left_out_of_every_average_and_named(train_con
 
 
 def test_k_fold_cross_validation_tests_every_sample_once_and_reports_mean_and_sd(tmp_path, data_dir):
-    from src.reporting.report import write_report
+    from src.reporting.comparison_report import write_report
     from src.reporting.run_folder import RunFolder
     from tests.conftest import compose_config
 

@@ -2,7 +2,7 @@
 
 A class lists the values it is configured with as ``config_checks`` (keys relative to where its config
 sits: ``dropout`` for a model is ``model.dropout`` on the command line), each with what it must be and an
-example; :func:`checks_of` collects them along the class hierarchy and :func:`check_values` applies them
+example; :func:`checks_of` collects them along the class hierarchy and :func:`check_settings` applies them
 to a composed config before any work, so that a bad one fails as an :class:`~src.common.errors.InputError`
 naming the key, the value, what was expected and a valid override, e.g. ``data.batch_size=abc: expected a
 positive integer (the global training batch), e.g. data.batch_size=200``. A new model or data set brings
@@ -117,7 +117,7 @@ def shown(value) -> str:
     return str(value)
 
 
-def check_values(cfg: DictConfig, checks: Sequence[Check]) -> None:
+def check_settings(cfg: DictConfig, checks: Sequence[Check]) -> None:
     """Raise an :class:`InputError` naming the first key of ``checks`` present in ``cfg`` whose value is not
     what the key expects (keys absent from ``cfg`` are not checked)."""
     for check in checks:

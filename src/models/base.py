@@ -13,7 +13,7 @@ from src.common.checkpoint_format import OurPart, our_part, store
 from src.data.preprocessing import Preprocessing
 from src.models.metrics import GeneMetrics
 from src.models.trust import Trust
-from src.models.callbacks import RandomStateCheckpoint
+from src.models.training_callbacks import RandomStateCheckpoint
 
 from src.models.losses import LOSS_FUNCTIONS, LOSSES  # l1, huber, mse, sse
 from src.common.config_checks import WIDTHS, check_table, fraction, number, positive_int

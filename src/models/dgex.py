@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from src.common.errors import InputError
 from src.models.base import ExpressionModel
-from src.models.callbacks import DGEXLearningRateDecay
+from src.models.training_callbacks import DGEXLearningRateDecay
 from src.models.networks.mlp import PartitionedMLP, dgex_init
 from src.common.config_checks import check_table, number, optional, positive_int
 
@@ -100,6 +100,6 @@ class DGEX(ExpressionModel):
         return groups
 
     def configure_callbacks(self) -> list:
-        """D-GEX's learning-rate rule runs as a callback (see :class:`~src.models.callbacks.DGEXLearningRateDecay`)."""
+        """D-GEX's learning-rate rule runs as a callback (see :class:`~src.models.training_callbacks.DGEXLearningRateDecay`)."""
         decay = DGEXLearningRateDecay(self.hparams.decay_factor, self.hparams.decay_samples, self.hparams.min_lr)
         return [*super().configure_callbacks(), *self._new_callbacks([decay])]

@@ -4,7 +4,7 @@ Every multirun (grid or Optuna) gets ``summary.json`` and ``summary.md``: one ro
 overrides and final metrics, best first by ``optimized_metric``; a failed job (``failed.json`` in its
 folder, see :func:`src.common.errors.cli_errors`) is listed last, marked as failed, with its error, and
 the command then exits with status 1. When the jobs are comparable runs
-(``experiment=compare``), ``report.md`` and the figures of :mod:`src.reporting.report` are written
+(``experiment=compare``), ``report.md`` and the figures of :mod:`src.reporting.comparison_report` are written
 too, and logged to W&B when W&B is the logger.
 """
 
@@ -105,7 +105,7 @@ class SweepReport(Callback):
             return
         if not self.comparison:
             return
-        from src.reporting.report import log_to_wandb, write_report
+        from src.reporting.comparison_report import log_to_wandb, write_report
 
         try:
             report = write_report([sweep_dir], sweep_dir)

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from src.common.atomic import atomic_path
 from src.common.config_checks import (
-    POSITIVE_INT, Check, check_table, check_values, checks_of, integer, list_of, number, one_of, optional,
+    POSITIVE_INT, Check, check_table, check_settings, checks_of, integer, list_of, number, one_of, optional,
     positive_int, shown, target_class,
 )
 from src.common.errors import InputError
@@ -93,7 +93,7 @@ def validate_config(cfg: DictConfig) -> None:
     silently do the wrong thing: a value of the wrong type or range (the checks of the run, the Trainer and the objects configured), a global batch
     that does not divide among the processes, Lightning's own sampler; ``FileNotFoundError`` for a
     checkpoint to resume from that does not exist."""
-    check_values(cfg, (*RUN_CHECKS, *data_checks(cfg), *TRAINER_CHECKS, *checks_of(target_class(cfg, "model"), "model")))
+    check_settings(cfg, (*RUN_CHECKS, *data_checks(cfg), *TRAINER_CHECKS, *checks_of(target_class(cfg, "model"), "model")))
     trainer = cfg.trainer
     if trainer.get("use_distributed_sampler", False):
         raise InputError(
@@ -118,14 +118,14 @@ def validate_eval_config(cfg: DictConfig) -> None:
     """The checks of :func:`validate_config` for ``src.eval``: the checkpoint is given, the level, the
     panel, and the ``data.*`` and ``trainer.*`` values present."""
     check_required(cfg, ["ckpt_path"], "python -m src.eval ckpt_path=outputs/train/<run>/checkpoints/best.ckpt")
-    check_values(cfg, (*EVAL_CHECKS, *data_checks(cfg), *TRAINER_CHECKS))
+    check_settings(cfg, (*EVAL_CHECKS, *data_checks(cfg), *TRAINER_CHECKS))
 
 
 def validate_predict_config(cfg: DictConfig) -> None:
     """The checks of ``src.predict``'s config: what must be given, each option's values, the device."""
     check_required(cfg, ["ckpt_path", "input", "output"],
                    "python -m src.predict ckpt_path=outputs/train/<run>/checkpoints/best.ckpt input=new.gctx output=pred.h5ad")
-    check_values(cfg, PREDICT_CHECKS)
+    check_settings(cfg, PREDICT_CHECKS)
     check_device(cfg.get("device", "auto"))
 
 

@@ -4,7 +4,7 @@ to a composed config through its _target_."""
 import pytest
 from omegaconf import OmegaConf
 
-from src.common.config_checks import check_table, check_values, checks_of, positive_int, target_class
+from src.common.config_checks import check_table, check_settings, checks_of, positive_int, target_class
 from src.common.errors import InputError
 
 
@@ -30,7 +30,7 @@ def test_a_new_model_brings_its_checks_to_validation_without_a_central_table():
     cfg = OmegaConf.create({"model": {"_target_": f"{__name__}.Wider", "width": 8, "depth": 2}})
     assert target_class(cfg, "model") is Wider
     with pytest.raises(InputError, match=r"^model.width=8: expected a width of at least 16, e.g. model.width=16$"):
-        check_values(cfg, checks_of(target_class(cfg, "model"), "model"))
+        check_settings(cfg, checks_of(target_class(cfg, "model"), "model"))
     cfg.model.width = 32
-    check_values(cfg, checks_of(target_class(cfg, "model"), "model"))  # absent keys (heads) are not checked
+    check_settings(cfg, checks_of(target_class(cfg, "model"), "model"))  # absent keys (heads) are not checked
     assert target_class(OmegaConf.create({"model": {"_target_": "no.such.Module"}}), "model") is None

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from src.models.callbacks import decayed
+from src.models.training_callbacks import decayed
 from src.models.dgex import DGEX, paper_learning_rate
 from src.models.networks.mlp import MLP, dgex_init
 from src.train import build_datamodule, train

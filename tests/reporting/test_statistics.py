@@ -5,7 +5,7 @@ import pytest
 from scipy.stats import wilcoxon
 
 from src.reporting.comparison import find_runs
-from src.reporting.report import write_report
+from src.reporting.comparison_report import write_report
 from src.reporting.statistics import statistics_table, summarise_methods
 from tests.reporting import fake_run
 

@@ -1,6 +1,6 @@
 """The report: Markdown tables and figures, from run folders written by hand in the published format."""
 
-from src.reporting.report import write_report
+from src.reporting.comparison_report import write_report
 from tests.reporting import fake_run
 
 
