@@ -203,14 +203,16 @@ def make_trainer(cfg, model, callbacks: list, max_steps: int = -1, **extra):
     from omegaconf import open_dict
 
     from src.train import build_trainer
-    from src.utils.config import choose_strategy
+    from src.utils.config import ddp_strategy
 
     # max_steps ends the run, never the number of epochs (an epoch has at least one step); E-GEX lays out
     # its stages over max_epochs, so it must be finite.
     max_epochs = extra.pop("max_epochs", max(cfg.trainer.max_epochs or 1, max_steps + 1))
     cfg = copy.deepcopy(cfg)
-    choose_strategy(cfg, model)
+    strategy = ddp_strategy(cfg, model)
     with open_dict(cfg):
+        if strategy:
+            cfg.trainer.strategy = strategy
         cfg.trainer.update(
             enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
             num_sanity_val_steps=0, max_steps=max_steps, max_epochs=max_epochs, **extra,

@@ -19,11 +19,10 @@ from src.common.checkpoint_format import add_extras
 from src.common.errors import cli_errors
 from src.models.calibration import calibrate_run
 from src.reporting.wandb_log import log_per_gene
-from src.utils.config import choose_strategy, plain_config, resolve_ckpt_path, save_config, validate_config
+from src.utils.config import plain_config, resolve_ckpt_path, settle_config, validate_config
 from src.utils.ddp_launch import ranks_run_this_job, wait_for_ranks
-from src.common.precision import apply_precision
 from src.utils.instantiate import instantiate_all
-from src.utils.loggers import closing, configure_wandb
+from src.utils.loggers import closing
 from src.utils.results import record_failure, save_results, save_splits, scalar_metrics, show_results
 from src.utils.quiet import quiet_third_party
 
@@ -94,12 +93,9 @@ def build(cfg: DictConfig, datamodule=None, callbacks: list = ()) -> Run:
     """
     validate_config(cfg)
     ckpt_path = resolve_ckpt_path(cfg)
-    configure_wandb(cfg)
     datamodule = datamodule or prepared_datamodule(cfg)
     model = build_model(cfg, datamodule)
-    choose_strategy(cfg, model)
-    apply_precision(cfg)
-    save_config(cfg)
+    settle_config(cfg, model)
     loggers = instantiate_all(cfg.get("logger"))
     return Run(cfg, datamodule, model, build_trainer(cfg, loggers, callbacks), loggers, ckpt_path)
 

@@ -15,8 +15,9 @@ The rule reads only the hardware's description, never a timing, so every process
 SLURM's tasks and torchrun's, which start apart) chooses the same.
 
 Mixed precision keeps the weights, gradients and optimizer state in fp32; matrix products run in bf16.
-:func:`apply_precision` (called by ``src.train.build``) writes the chosen value into ``cfg.trainer.precision``,
-so the saved config says what ran, and logs it in one line. An explicit ``trainer.precision=...`` is kept
+:func:`run_precision` says what a run trains in; ``src.train.build`` (through
+:func:`src.utils.config.settle_config`) writes it into ``cfg.trainer.precision``, so the saved config says
+what ran, and logs it in one line. An explicit ``trainer.precision=...`` is kept
 as given (``trainer.precision=auto`` asks for the automatic choice too).
 """
 
@@ -26,7 +27,7 @@ import functools
 import logging
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
 
@@ -123,17 +124,12 @@ def is_automatic(cfg: DictConfig) -> bool:
     return raw is None or str(raw) == "auto" or f"${{{RESOLVER}:" in str(raw)
 
 
-def apply_precision(cfg: DictConfig) -> str:
-    """Write the precision this run trains in into ``cfg.trainer.precision`` (the automatic choice, unless one
-    was given) and log it in one line; returns it."""
+def run_precision(cfg: DictConfig) -> tuple[str, str]:
+    """``(precision, why)`` this run trains in: the automatic choice (:func:`choose_precision`), unless
+    ``cfg.trainer.precision`` gives one. :func:`src.utils.config.settle_config` writes it into the config."""
     if "trainer" not in cfg:
-        return FP32
+        return FP32, "no trainer"
     if is_automatic(cfg):
         precision, why = choose_precision(cfg.trainer.get("accelerator", "auto"))
-        note = f"automatic: {why}" + ("; trainer.precision=32-true for fp32" if precision != FP32 else "")
-    else:
-        precision, note = str(cfg.trainer.precision), "as configured"
-    with open_dict(cfg):
-        cfg.trainer.precision = precision
-    log.info("Training precision: %s (%s)", precision, note)
-    return precision
+        return precision, f"automatic: {why}" + ("; trainer.precision=32-true for fp32" if precision != FP32 else "")
+    return str(cfg.trainer.precision), "as configured"

@@ -12,6 +12,7 @@ training config, ``validate_eval_config`` and ``validate_predict_config`` those 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -24,8 +25,12 @@ from src.common.config_checks import (
     positive_int, shown, target_class,
 )
 from src.common.errors import InputError
+from src.common.precision import run_precision
 from src.common.progress import is_first_process
 from src.data.datamodule import ExpressionDataModule
+from src.utils.loggers import prepare_wandb
+
+log = logging.getLogger(__name__)
 
 
 def _devices(v) -> bool:
@@ -146,15 +151,38 @@ def check_device(name) -> None:
             raise InputError(f"device={name}: this machine has {have}; e.g. device=auto (a GPU if there is one, else the CPU)")
 
 
-def choose_strategy(cfg: DictConfig, model) -> None:
+def ddp_strategy(cfg: DictConfig, model) -> str | None:
     """DDP that tolerates parameters without gradients for plans trained in stages (E-GEX's pre-training),
-    when the user left the strategy to Lightning or asked for plain ``ddp``; written into ``cfg.trainer``."""
+    when the user left the strategy to Lightning or asked for plain ``ddp`` and the run has several
+    processes; None when the configured strategy stands."""
     strategy = cfg.trainer.get("strategy", "auto")
     if getattr(model, "has_unused_parameters", False) and strategy in ("auto", "ddp"):
         devices, nodes = cfg.trainer.get("devices", 1), cfg.trainer.get("num_nodes", 1) or 1
         if not (isinstance(devices, int) and devices * nodes == 1):
-            with open_dict(cfg):
-                cfg.trainer.strategy = "ddp_find_unused_parameters_true"
+            return "ddp_find_unused_parameters_true"
+    return None
+
+
+def settle_config(cfg: DictConfig, model) -> dict[str, object]:
+    """Write the settings this run chooses in code into ``cfg`` (the one place a composed training config
+    changes after composition) and save the config once, so that the saved config is what ran: the DDP
+    strategy (:func:`ddp_strategy`), the precision (:func:`src.common.precision.run_precision`, logged in one
+    line) and, in a sweep, W&B's group, tags and name (:func:`src.utils.loggers.prepare_wandb`). Returns
+    them as dotted keys."""
+    settings: dict[str, object] = {}
+    strategy = ddp_strategy(cfg, model)
+    if strategy:
+        settings["trainer.strategy"] = strategy
+    if "trainer" in cfg:
+        precision, why = run_precision(cfg)
+        settings["trainer.precision"] = precision
+        log.info("Training precision: %s (%s)", precision, why)
+    settings.update({f"logger.wandb.{key}": value for key, value in prepare_wandb(cfg).items()})
+    with open_dict(cfg):
+        for key, value in settings.items():
+            OmegaConf.update(cfg, key, value, merge=False)
+    save_config(cfg)
+    return settings
 
 
 def save_config(cfg: DictConfig) -> Path | None:

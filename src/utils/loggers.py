@@ -6,21 +6,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
 from src.common.wandb_mode import resolve_wandb_mode, sweep_identity
 
 
-def configure_wandb(cfg: DictConfig) -> None:
-    """When W&B is the logger: choose its mode (online with credentials, else offline, never a prompt)
-    and, inside a Hydra multirun, give the job its sweep's group, tags and name (written into ``cfg``)."""
+def prepare_wandb(cfg: DictConfig) -> dict:
+    """When W&B is the logger: choose its mode (online with credentials, else offline, never a prompt; set
+    in the environment) and, inside a Hydra multirun, return the job's sweep group, tags and name, for
+    :func:`src.utils.config.settle_config` to write into ``cfg.logger.wandb``; ``{}`` otherwise."""
     if not (cfg.get("logger") and "wandb" in cfg.logger):
-        return
+        return {}
     resolve_wandb_mode(str(Path(cfg.paths.output_dir)))
     identity = sweep_identity()
-    if identity and not cfg.logger.wandb.get("group"):
-        with open_dict(cfg):
-            cfg.logger.wandb.update(identity)
+    return dict(identity) if identity and not cfg.logger.wandb.get("group") else {}
 
 
 @contextmanager

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from src.common import precision as P
+from src.utils.config import settle_config
 
 X86 = "processor\t: 0\nvendor_id\t: {vendor}\nflags\t\t: fpu sse2 avx2 avx512f avx512bw {extra}\n\nprocessor\t: 1\n"
 
@@ -96,8 +97,9 @@ def test_the_config_default_resolves_and_the_run_writes_what_it_chose(train_conf
     cpu("amx_bf16")
     cfg = train_config()
     assert P.is_automatic(cfg) and cfg.trainer.precision == "bf16-mixed"  # resolved wherever it is read
-    with caplog.at_level(logging.INFO, logger="src.common.precision"):
-        assert P.apply_precision(cfg) == "bf16-mixed"
+    with caplog.at_level(logging.INFO, logger="src.utils.config"):
+        assert P.run_precision(cfg)[0] == "bf16-mixed"
+        settle_config(cfg, model=None)
     assert not P.is_automatic(cfg) and cfg.trainer.precision == "bf16-mixed"  # a value now, as saved
     assert [r.getMessage() for r in caplog.records] == [
         "Training precision: bf16-mixed (automatic: CPU with AMX; trainer.precision=32-true for fp32)"]
@@ -116,8 +118,10 @@ def test_the_config_default_resolves_and_the_run_writes_what_it_chose(train_conf
 ])
 def test_an_explicit_precision_is_kept(train_config, cpu, overrides, expected):
     cpu("amx_bf16")
-    cfg = train_config(*overrides)
-    assert P.apply_precision(cfg) == expected and cfg.trainer.precision == expected
+    cfg = train_config(*overrides, "logger=none")  # (a sweep's W&B names need the sweep's job)
+    assert P.run_precision(cfg)[0] == expected
+    settle_config(cfg, model=None)
+    assert cfg.trainer.precision == expected
 
 
 def test_the_trainer_is_built_with_the_chosen_precision(train_config, cpu):

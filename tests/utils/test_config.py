@@ -1,6 +1,6 @@
 import pytest
 
-from src.utils.config import choose_strategy, save_config, validate_config
+from src.utils.config import ddp_strategy, save_config, settle_config, validate_config
 
 
 def test_global_batch_must_divide_among_processes(train_config):
@@ -17,10 +17,11 @@ def test_lightning_must_not_add_its_own_sampler(train_config):
 def test_staged_models_get_ddp_that_tolerates_unused_parameters(train_config):
     staged = type("M", (), {"has_unused_parameters": True})()
     plain = type("M", (), {"has_unused_parameters": False})()
-    for model, devices, expected in ((staged, 2, "ddp_find_unused_parameters_true"), (plain, 2, "auto"), (staged, 1, "auto")):
+    for model, devices, expected in ((staged, 2, "ddp_find_unused_parameters_true"), (plain, 2, None), (staged, 1, None)):
         cfg = train_config(f"trainer.devices={devices}")
-        choose_strategy(cfg, model)
-        assert cfg.trainer.strategy == expected  # written into the config: what ran is what is saved
+        assert ddp_strategy(cfg, model) == expected
+        settle_config(cfg, model)
+        assert cfg.trainer.strategy == (expected or "auto")  # written into the config: what ran is what is saved
 
 
 def test_checkpoints_are_always_written_atomically(train_config):
@@ -42,9 +43,10 @@ def test_the_saved_config_is_rewritten_with_what_ran(train_config):
     saved = Path(cfg.paths.output_dir) / ".hydra" / "config.yaml"
     saved.parent.mkdir(parents=True)
     saved.write_text(OmegaConf.to_yaml(cfg))
-    choose_strategy(cfg, type("M", (), {"has_unused_parameters": True})())
-    assert save_config(cfg) == saved
-    assert OmegaConf.load(saved).trainer.strategy == "ddp_find_unused_parameters_true"
+    settings = settle_config(cfg, type("M", (), {"has_unused_parameters": True})())
+    assert settings == {"trainer.strategy": "ddp_find_unused_parameters_true", "trainer.precision": "32-true"}
+    assert OmegaConf.load(saved).trainer.strategy == "ddp_find_unused_parameters_true"  # saved once, as it ran
+    assert OmegaConf.load(saved).trainer.precision == "32-true" and save_config(cfg) == saved
 
 
 def test_ckpt_path_last_means_this_run_folders_last_checkpoint(train_config):
