@@ -15,7 +15,6 @@ import hydra
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
-from src.common.checkpoint_format import add_extras
 from src.common.errors import cli_errors
 from src.models.calibration import calibrate_run
 from src.reporting.wandb_log import log_per_gene
@@ -125,9 +124,7 @@ def fit_and_test(run: Run) -> dict[str, float]:
                 for result in stage(model, datamodule=datamodule, ckpt_path=best or None, verbose=False):
                     metrics.update(scalar_metrics(result))
             if trainer.is_global_zero:
-                metrics.update(calibrate_run(model, datamodule, run.cfg.get("interval", 0.9)))
-                if best and model.trust is not None:
-                    add_extras(best, trust=model.trust.to_dict())
+                metrics.update(calibrate_run(model, datamodule, run.cfg.get("interval", 0.9), checkpoint=best))
                 save_results(run.output_dir, metrics, model, best_checkpoint=best)
                 save_splits(run.output_dir, datamodule.sample_ids, datamodule.sample_annotations)
                 if best and not run.cfg.get("keep_last_checkpoint", False):

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from src.common.errors import InputError
-from src.common.checkpoint_format import OurPart, our_part, store
+from src.common.checkpoint_format import OurPart, add_extras, our_part, store
 from src.data.preprocessing import Preprocessing
 from src.models.metrics import GeneMetrics
 from src.models.trust import Trust
@@ -128,6 +128,12 @@ class ExpressionModel(L.LightningModule):
         """What this training plan adds to the checkpoint (plain values): its trust, once calibrated, and
         what subclasses add (they extend this dict); see :meth:`load_extras`."""
         return {"trust": self.trust.to_dict()} if self.trust is not None else {}
+
+    def update_checkpoint(self, path: str) -> None:
+        """Bring the checkpoint file ``path`` (saved by this plan during fitting) up to date with
+        :meth:`checkpoint_extras`, e.g. its trust once calibrated, through the checkpoint format's writer
+        (:func:`~src.common.checkpoint_format.add_extras`: rewritten atomically, weights untouched)."""
+        add_extras(path, **self.checkpoint_extras())
 
     def load_extras(self, extras: dict) -> None:
         """Take back what :meth:`checkpoint_extras` stored."""

@@ -26,15 +26,17 @@ def interval_metrics(model, intervals: Intervals, x: torch.Tensor, truth: torch.
     return out
 
 
-def calibrate_run(model, datamodule, level: float) -> dict[str, float]:
+def calibrate_run(model, datamodule, level: float, checkpoint: str | None = None) -> dict[str, float]:
     """After testing: fit the model's :class:`Trust` on the data's validation and calibration splits, attach
-    it to the model (its checkpoints carry it) and return the test split's interval metrics at ``level``
-    plus the number of reliable genes. Empty without a calibration split or for models that do not
-    predict from landmarks."""
+    it to the model and to its best ``checkpoint`` (:meth:`~src.models.base.ExpressionModel.update_checkpoint`)
+    and return the test split's interval metrics at ``level`` plus the number of reliable genes. Empty
+    without a calibration split or for models that do not predict from landmarks."""
     calibration = datamodule.splits.get("calibration")
     if calibration is None or len(calibration) == 0 or not model.predicts_from_landmarks:
         return {}
     model.trust = Trust.fit(model, datamodule.split_data("val"), calibration, datamodule.raw("calibration"))
+    if checkpoint:
+        model.update_checkpoint(checkpoint)
     intervals = model.trust.intervals(model, model.preprocessing, 1 - level)
     test = datamodule.split_data("test")
     scored = model.scored_genes.cpu().numpy()
