@@ -58,3 +58,14 @@ def gpl96() -> Path:
     if not GPL96.exists():
         pytest.skip(f"reference data {GPL96} not found (it lies in ../shared/data beside the repo)")
     return GPL96
+
+
+@pytest.fixture(scope="session")
+def quick_dgex(tmp_path_factory, data_dir):
+    """``(cfg, metrics)`` of D-GEX trained once per session with ``debug=fast``: the run folder that tests
+    which only read a trained model's files share (none may change it)."""
+    from src.train import train
+
+    root = tmp_path_factory.mktemp("quick_dgex")
+    cfg = compose_config("train", root, ["model=dgex", "debug=fast"], data_dir)
+    return cfg, train(cfg)

@@ -9,13 +9,8 @@ from src.train import train
 from tests.conftest import compose_config
 
 
-def _trained(train_config):
-    cfg = train_config("model=dgex", "debug=fast")
-    return cfg, train(cfg)
-
-
-def test_eval_reproduces_the_test_metrics_of_training(train_config, tmp_path, data_dir):
-    cfg, trained = _trained(train_config)
+def test_eval_reproduces_the_test_metrics_of_training(quick_dgex, tmp_path, data_dir):
+    cfg, trained = quick_dgex
     ckpt = f"{cfg.paths.output_dir}/checkpoints/best.ckpt"
     ecfg = compose_config("eval", tmp_path / "eval", [f"ckpt_path={ckpt}"], data_dir)
     metrics = evaluate(ecfg)
@@ -25,8 +20,8 @@ def test_eval_reproduces_the_test_metrics_of_training(train_config, tmp_path, da
     assert set(saved["metrics"]) == set(tested)
 
 
-def test_eval_refuses_data_with_other_genes(train_config, tmp_path, data_dir):
-    cfg, _ = _trained(train_config)
+def test_eval_refuses_data_with_other_genes(quick_dgex, tmp_path, data_dir):
+    cfg, _ = quick_dgex
     ckpt = f"{cfg.paths.output_dir}/checkpoints/best.ckpt"
     ecfg = compose_config("eval", tmp_path / "eval", [f"ckpt_path={ckpt}", "data=synthetic",
                                                       "data.max_samples=3000", "data.max_targets=200"], data_dir)
@@ -35,8 +30,8 @@ def test_eval_refuses_data_with_other_genes(train_config, tmp_path, data_dir):
         evaluate(ecfg)
 
 
-def test_truncated_checkpoint_fails_clearly(train_config, tmp_path):
-    cfg, _ = _trained(train_config)
+def test_truncated_checkpoint_fails_clearly(quick_dgex, tmp_path):
+    cfg, _ = quick_dgex
     data = open(f"{cfg.paths.output_dir}/checkpoints/best.ckpt", "rb").read()
     path = tmp_path / "truncated.ckpt"
     path.write_bytes(data[: len(data) // 2])
@@ -44,10 +39,10 @@ def test_truncated_checkpoint_fails_clearly(train_config, tmp_path):
         read_checkpoint(path)
 
 
-def test_cross_data_evaluation_on_another_cohort_lands_in_one_report(train_config, tmp_path, data_dir):
+def test_cross_data_evaluation_on_another_cohort_lands_in_one_report(quick_dgex, tmp_path, data_dir):
     from src.report import write_report
 
-    cfg, trained = _trained(train_config)
+    cfg, trained = quick_dgex
     ckpt = f"{cfg.paths.output_dir}/checkpoints/best.ckpt"
     overrides = [f"ckpt_path={ckpt}", "data=synthetic", "data.max_samples=3000", "data.max_targets=300",
                  "data.source.sample_seed=1", "data_name=cohort_b"]
@@ -86,10 +81,10 @@ def test_a_geo_model_is_tested_on_1000g_and_gtex_files_as_published(train_config
         assert saved["data"] == experiment.split("_")[-1]
 
 
-def test_eval_measures_a_model_on_a_landmark_panel(train_config, tmp_path, data_dir):
+def test_eval_measures_a_model_on_a_landmark_panel(quick_dgex, tmp_path, data_dir):
     from src.models.loading import load_model
 
-    cfg, trained = _trained(train_config)
+    cfg, trained = quick_dgex
     ckpt = f"{cfg.paths.output_dir}/checkpoints/best.ckpt"
     ids = load_model(ckpt).preprocessing.landmark_ids
     panel = tmp_path / "panel.txt"

@@ -44,9 +44,8 @@ def test_each_model_trains_and_beats_the_mean_predictor(train_config, model):
     assert per_gene_mean == pytest.approx(metrics["test/mae"], rel=1e-3)
 
 
-def test_checkpoint_carries_genes_statistics_and_data_config(train_config):
-    cfg = train_config("model=dgex", "debug=fast")
-    train(cfg)
+def test_checkpoint_carries_genes_statistics_and_data_config(quick_dgex):
+    cfg, _ = quick_dgex
     model = load_model(f"{cfg.paths.output_dir}/checkpoints/best.ckpt")
     dm = build_datamodule(cfg)
     assert model.preprocessing.target_ids == dm.preprocessing.target_ids
@@ -54,8 +53,8 @@ def test_checkpoint_carries_genes_statistics_and_data_config(train_config):
     assert model.data_config["source"]["_target_"] == "src.data.sources.SyntheticSource"
 
 
-def test_same_seed_same_metrics_and_another_seed_another_network(train_config, tmp_path):
-    first = train(train_config("model=dgex", "debug=fast"))
+def test_same_seed_same_metrics_and_another_seed_another_network(train_config, quick_dgex):
+    first = quick_dgex[1]
     second = train(train_config("model=dgex", "debug=fast"))
     assert first == second
     # The seed sets the initial weights and the batch order: a network of another seed ends elsewhere

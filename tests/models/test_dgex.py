@@ -75,9 +75,8 @@ def test_decay_is_driven_by_a_fixed_training_subset(train_config):
         assert lr_after == pytest.approx(lr_before * (0.9 if cur > prev else 1.0))
 
 
-def test_faithful_recipe_trains_end_to_end(train_config):
-    cfg = train_config("model=dgex", "debug=fast")
+def test_faithful_recipe_trains_end_to_end(quick_dgex):
+    cfg, metrics = quick_dgex
     assert cfg.model.optimizer._target_ == "torch.optim.SGD" and cfg.model.optimizer.momentum == 0.5
-    metrics = train(cfg)
     dm = build_datamodule(cfg)
     assert metrics["test/mae"] < 0.9 * float(dm.splits["test"].targets.abs().mean())
