@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from src.common.errors import cli_errors
 from src.models.calibration import calibrate_run
 from src.reporting.wandb_log import log_per_gene
-from src.utils.config import plain_config, resolve_ckpt_path, settle_config, validate_config
+from src.utils.config import plain_config, resolve_ckpt_path, resume_checkpoint, settle_config, validate_config
 from src.utils.ddp_launch import ranks_run_this_job, wait_for_ranks
 from src.utils.instantiate import instantiate_all
 from src.utils.loggers import closing
@@ -99,13 +99,16 @@ def build(cfg: DictConfig, datamodule=None, callbacks: list = ()) -> Run:
     return Run(cfg, datamodule, model, build_trainer(cfg, loggers, callbacks), loggers, ckpt_path)
 
 
-def remove_resume_checkpoints(trainer: L.Trainer) -> None:
-    """After a run that ended normally, remove the full checkpoints kept only for resuming (``last.ckpt``):
-    ``best.ckpt`` holds the weights, and a finished run stores them once."""
+def remove_resume_checkpoints(trainer: L.Trainer, cfg: DictConfig) -> None:
+    """After a run that ended normally, remove the full checkpoint kept only for resuming (the one of
+    ``callbacks.last_checkpoint``, ``last.ckpt``): ``best.ckpt`` holds the weights, and a finished run stores
+    them once."""
+    resume = resume_checkpoint(cfg)
     for callback in trainer.checkpoint_callbacks:
-        if callback.monitor is None and callback.best_model_path and Path(callback.best_model_path).is_file():
-            log.info("Removed %s (resume state of a finished run; keep it with keep_last_checkpoint=true)", callback.best_model_path)
-            Path(callback.best_model_path).unlink()
+        path = Path(callback.best_model_path) if callback.best_model_path else None
+        if resume is not None and path is not None and path.resolve() == resume.resolve() and path.is_file():
+            log.info("Removed %s (resume state of a finished run; keep it with keep_last_checkpoint=true)", path)
+            path.unlink()
 
 
 def fit_and_test(run: Run) -> dict[str, float]:
@@ -128,7 +131,7 @@ def fit_and_test(run: Run) -> dict[str, float]:
                 save_results(run.output_dir, metrics, model, best_checkpoint=best)
                 save_splits(run.output_dir, datamodule.sample_ids, datamodule.sample_annotations)
                 if best and not run.cfg.get("keep_last_checkpoint", False):
-                    remove_resume_checkpoints(trainer)
+                    remove_resume_checkpoints(trainer, run.cfg)
                 for logger in run.loggers:
                     if type(logger).__name__ == "WandbLogger":
                         log_per_gene(logger, run.output_dir)

@@ -201,6 +201,13 @@ def save_config(cfg: DictConfig) -> Path | None:
     return saved
 
 
+def resume_checkpoint(cfg: DictConfig) -> Path | None:
+    """Where this run keeps its resume state: ``paths.checkpoint_dir`` / ``callbacks.last_checkpoint``'s file
+    (``last.ckpt``); None when no callback keeps one."""
+    filename = OmegaConf.select(cfg, "callbacks.last_checkpoint.filename", default=None)
+    return Path(cfg.paths.checkpoint_dir) / f"{filename}.ckpt" if filename else None
+
+
 def resolve_ckpt_path(cfg: DictConfig) -> str | None:
     """``ckpt_path`` as a file: ``last`` means this run folder's ``checkpoints/last.ckpt`` (resume an
     interrupted run with its overrides plus ``hydra.run.dir=<its folder> ckpt_path=last``)."""
@@ -208,7 +215,10 @@ def resolve_ckpt_path(cfg: DictConfig) -> str | None:
     if ckpt is None:
         return None
     if ckpt == "last":
-        last = Path(cfg.paths.checkpoint_dir) / "last.ckpt"
+        last = resume_checkpoint(cfg)
+        if last is None:
+            raise InputError("ckpt_path=last: these callbacks keep no resume checkpoint (callbacks.last_checkpoint); "
+                             "resume with the default callbacks, e.g. drop callbacks=none")
         if not last.is_file():
             raise FileNotFoundError(
                 f"ckpt_path=last: no {last}; to resume an interrupted run, pass its folder too: "
