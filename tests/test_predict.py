@@ -89,13 +89,21 @@ def test_round_trip_in_every_format(tmp_path, trained, suffix_in, suffix_out):
     np.testing.assert_allclose(expression, space.target_scaler.inverse(expected), atol=2e-3)
 
 
-def test_probe_level_input_of_a_geo_model_is_mapped_and_quantile_normalised(tmp_path, gpl96):
+@pytest.fixture(scope="module")
+def geo_lr(tmp_path_factory, gpl96):
+    """LR trained with debug=fast on the real GPL96 file with D-GEX's GEO preprocessing (300 targets)."""
     from tests.conftest import SHARED
 
+    root = tmp_path_factory.mktemp("geo_lr")
     maps = [f"data.source.landmark_map={SHARED}/dgex/map_lm.txt", f"data.source.target_map={SHARED}/dgex/map_tg.txt"]
-    cfg = compose_config("train", tmp_path / "geo", ["data=geo", f"data.source.path={gpl96}", *maps, "model=lr",
-                                                      "debug=fast", "logger=none"], tmp_path / "data")
+    cfg = compose_config("train", root, ["data=geo", f"data.source.path={gpl96}", *maps, "model=lr", "debug=fast",
+                                         "logger=none"], root / "data")
     train(cfg)
+    return cfg
+
+
+def test_probe_level_input_of_a_geo_model_is_mapped_and_quantile_normalised(tmp_path, gpl96, geo_lr):
+    cfg = geo_lr
     out = tmp_path / "pred.gctx"
     _predict(tmp_path, f"{cfg.paths.output_dir}/checkpoints/best.ckpt", gpl96, out)
     values, header = read_matrix(out)
@@ -291,16 +299,12 @@ def test_a_prediction_killed_with_sigkill_leaves_a_temporary_file_the_next_run_r
     np.testing.assert_allclose(adata.layers["standardised"][-len(samples):], expected, atol=2e-4)
 
 
-def test_gene_symbols_row_metadata_ids_and_transposed_files(tmp_path, gpl96):
+def test_gene_symbols_row_metadata_ids_and_transposed_files(tmp_path, gpl96, geo_lr):
     """Symbols where Ensembl ids are expected, CMap's id_field, and a transposed file named as such."""
     from src.data.genes import read_gene_map
     from tests.conftest import SHARED
 
-    root = tmp_path / "sym"
-    maps = [f"data.source.landmark_map={SHARED}/dgex/map_lm.txt", f"data.source.target_map={SHARED}/dgex/map_tg.txt"]
-    cfg = compose_config("train", root, ["data=geo", f"data.source.path={gpl96}", *maps, "model=lr", "debug=fast",
-                                         "logger=none"], root / "data")
-    train(cfg)
+    cfg = geo_lr
     ckpt = f"{cfg.paths.output_dir}/checkpoints/best.ckpt"
     lm = read_gene_map(f"{SHARED}/dgex/map_lm.txt")
     values, header = read_matrix(gpl96)
