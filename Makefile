@@ -16,7 +16,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## Train the default model (E-GEX) on the embedded synthetic data and print the final metrics.
+## Train the default model (ridge_residual: ridge plus E-GEX's network on what it misses) on the embedded
+## synthetic data and print the final metrics.
 train: $(STAMP)
 	$(BIN)/python -m src.train $(ARGS)
 

@@ -51,9 +51,10 @@ def test_unknown_config_keys_are_rejected(train_config):
         train_config("model.no_such_key=1")
 
 
-def test_defaults_are_egex_on_synthetic_with_wandb(train_config):
+def test_defaults_are_ridge_residual_on_synthetic_with_wandb(train_config):
     cfg = train_config()
-    assert cfg.model._target_ == "src.models.egex.EGEX"
+    assert cfg.model._target_ == "src.models.ridge_residual.RidgeResidual"
+    assert train_config("hparams_search=egex_optuna").model._target_ == "src.models.egex.EGEX"
     assert cfg.data.source._target_ == "src.data.sources.SyntheticSource"
     assert "wandb" in cfg.logger
 
