@@ -135,7 +135,7 @@ def test_optuna_search_with_two_processes_per_trial_samples_each_trial_once(tmp_
     (trial,) = summary["jobs"]
     sampled = [o for o in trial["overrides"] if o.startswith("model.")]
     assert len(sampled) == 4  # lr, latent, widths, dropout
-    run("-m", "src.train", *sampled, "trainer.devices=2", *common, f"paths.output_root={tmp_path / 'single'}")
+    run("-m", "src.train", "model=egex", *sampled, "trainer.devices=2", *common, f"paths.output_root={tmp_path / 'single'}")
     (single,) = metrics_files(tmp_path / "single")
     assert json.loads(single.read_text())["metrics"] == pytest.approx(trial["metrics"], rel=1e-6)
 

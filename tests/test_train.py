@@ -74,10 +74,11 @@ class ValCurve(Callback):
 
 
 def test_early_stopping_ends_a_run_that_stopped_improving_and_best_ckpt_is_its_best_epoch(train_config):
-    """E-GEX at 30 times its learning rate overfits 2,000 training samples within a few epochs: with patience 2
+    """E-GEX (smaller) at 30 times its learning rate overfits about 850 training samples within a few epochs: with patience 2
     the run ends 2 epochs after its best validation MAE, long before max_epochs, and best.ckpt is that epoch."""
     cfg = train_config("model=egex", "debug=fast", "trainer.max_epochs=40", "callbacks.early_stopping.patience=2",
-                       "model.optimizer.lr=0.03")
+                       "model.optimizer.lr=0.03", "data.max_samples=1200", "model.mlp_widths=[256]",
+                       "model.ae_widths=[256]")
     probe = ValCurve()
     run = build(cfg, callbacks=[probe])
     metrics = fit_and_test(run)
