@@ -40,8 +40,11 @@ RUN chown gexinfer /app
 USER gexinfer
 COPY --chown=gexinfer pyproject.toml Makefile README.md ./
 COPY --chown=gexinfer src ./src
+COPY --chown=gexinfer gexinfer ./gexinfer
 COPY --chown=gexinfer conf ./conf
 COPY --chown=gexinfer tests ./tests
+# The tutorial notebook: the tests run it.
+COPY --chown=gexinfer docs/tutorial.ipynb ./docs/tutorial.ipynb
 # The same installation as `make train` / `make test`: a .venv with the project (editable) in it.
 RUN make install PYTHON=python3.11 && mkdir -p outputs
 ENV PATH=/app/.venv/bin:$PATH
