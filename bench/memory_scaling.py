@@ -26,12 +26,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, run_child, write_section  # noqa: E402
-from train_throughput import MODELS, compose, device  # noqa: E402
+from harness import MODELS, compose, device  # noqa: E402
 
 CHILD = """
 import json, statistics, sys, time
 from bench.memory_scaling import peak_gib, reset_peak, rss_gib
-from bench.train_throughput import quiet, compose, build_data, build_model, make_trainer, StepTimer
+from bench.harness import quiet, compose, build_data, build_model, make_trainer, StepTimer
 from lightning.pytorch.callbacks import Callback
 
 class StepPeak(Callback):
@@ -111,6 +111,8 @@ def optimizer_overrides(model: str, optimizer: str) -> list[str]:
     out = [f"model.optimizer._target_=torch.optim.{optimizer}"]
     if optimizer == "SGD":
         out.append("model.optimizer.momentum=0.5" if "momentum" in conf else "+model.optimizer.momentum=0.5")
+        if "betas" in conf:  # Adam's (GGAN's config): SGD takes none
+            out.append("~model.optimizer.betas")
     elif "momentum" in conf:
         out.append("~model.optimizer.momentum")
     fused = str(fused_available(optimizer)).lower()
