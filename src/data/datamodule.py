@@ -8,12 +8,12 @@ import lightning as L
 import numpy as np
 import torch
 
+from src.common.config_checks import check_table, integer, list_of, number, one_of, optional, positive_int
 from src.common.errors import InputError
 from src.data.batches import IndexBatchSampler, TensorBatches, index_loader
 from src.data.transforms import fold_indices, permute_rows_, split_indices
 from src.data.preprocessing import Preprocessing
 from src.data.sources.base import ExpressionSource
-from src.common.config_checks import check_table, integer, list_of, number, one_of, optional, positive_int
 
 log = logging.getLogger(__name__)
 

@@ -8,6 +8,7 @@ import lightning as L
 import torch
 from torch import nn
 
+from src.common.config_checks import WIDTHS, check_table, fraction, number, positive_int
 from src.common.errors import InputError
 from src.common.checkpoint_format import OurPart, add_extras, our_part, store
 from src.data.preprocessing import Preprocessing
@@ -16,7 +17,6 @@ from src.models.trust import Trust
 from src.models.training_callbacks import RandomStateCheckpoint
 
 from src.models.losses import LOSS_FUNCTIONS, LOSSES  # l1, huber, mse, sse
-from src.common.config_checks import WIDTHS, check_table, fraction, number, positive_int
 
 
 class ExpressionModel(L.LightningModule):
@@ -52,7 +52,7 @@ class ExpressionModel(L.LightningModule):
     )
 
     #: True when some parameters get no gradient in some steps (staged training): DDP must then look
-    #: for unused parameters (see :func:`src.utils.config.trainer_overrides`).
+    #: for unused parameters (see :func:`src.utils.config.ddp_strategy`).
     has_unused_parameters: bool = False
 
     def __init__(

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from src.common.config_checks import check_table, number, optional, positive_int
 from src.common.errors import InputError
 from src.models.base import ExpressionModel
 from src.models.training_callbacks import DGEXLearningRateDecay
 from src.models.networks.mlp import PartitionedMLP, dgex_init
-from src.common.config_checks import check_table, number, optional, positive_int
 
 
 #: Outputs per network for which D-GEX's learning rates were set: GEO's 9,520 targets in two halves.

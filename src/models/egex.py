@@ -7,11 +7,11 @@ from collections.abc import Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
+from src.common.config_checks import WIDTHS, check_table
 from src.common.errors import InputError
 from src.models.base import ExpressionModel
 from src.models.networks.autoencoder import Autoencoder, LatentRegressor
 from src.models.networks.mlp import MLP
-from src.common.config_checks import WIDTHS, check_table
 
 STAGES = ("autoencoder", "latent", "finetune")
 

@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 import torch
 
+from src.common.config_checks import check_table, list_of, positive_int
 from src.common.errors import InputError
 from src.data.batches import TensorBatches
 from src.models.closed_form import ClosedFormModel
-from src.common.config_checks import check_table, list_of, positive_int
 
 
 def nearest(query: torch.Tensor, reference: torch.Tensor, k: int, chunk: int = 1024) -> torch.Tensor:

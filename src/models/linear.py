@@ -19,10 +19,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from src.common.config_checks import POSITIVE_INT, check_table, list_of, number, positive_int
 from src.common.errors import InputError
 from src.data.batches import TensorBatches
 from src.models.closed_form import ClosedFormModel, chunked_mae
-from src.common.config_checks import POSITIVE_INT, check_table, list_of, number, positive_int
 
 PENALTIES = ("none", "l1", "l2")
 

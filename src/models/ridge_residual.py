@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 import torch
 
+from src.common.config_checks import WIDTHS, check_table, list_of, number
 from src.common.errors import InputError
 from src.data.batches import TensorBatches
 from src.models.base import ExpressionModel
@@ -29,7 +30,6 @@ from src.models.linear import fit_ridge_loo
 from src.models.networks.autoencoder import LatentRegressor
 from src.models.networks.mlp import MLP
 from src.models.networks.residual import LinearPlusResidual
-from src.common.config_checks import WIDTHS, check_table, list_of, number
 
 
 class RidgeResidual(ExpressionModel):

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from src.common.config_checks import check_table, number, one_of
 from src.data.cache import content_hash, file_identity, fingerprint, read_cache, write_cache
 from src.data.dedup import near_duplicates_kept
 from src.data.genes import GeneColumns, GeneMap, match_genes, read_gene_map
@@ -35,7 +36,6 @@ from src.data.reference import load_reference
 from src.data.sources.base import ExpressionData
 from src.common.errors import InputError
 from src.common.progress import progress_bar
-from src.common.config_checks import check_table, number, one_of
 
 log = logging.getLogger(__name__)
 
