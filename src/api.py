@@ -28,9 +28,11 @@ class TrainResult:
     metrics: dict[str, float]
 
     @property
-    def checkpoint(self) -> Path:
-        """The best checkpoint, as the run folder's ``metrics.json`` names it."""
-        return Path(RunFolder(self.output_dir).read_meta()["best_checkpoint"])
+    def checkpoint(self) -> Path | None:
+        """The best checkpoint, as the run folder's ``metrics.json`` names it (None for a run without one,
+        e.g. ``callbacks=none``)."""
+        best = RunFolder(self.output_dir).read_meta().get("best_checkpoint")
+        return Path(best) if best else None
 
 
 def compose(*overrides: str, config_name: str = "train") -> DictConfig:
