@@ -85,6 +85,9 @@ class ExpressionModel(L.LightningModule):
         self.names: dict[str, str] = {}  # "method" and "data": how reports name this model and its data
         self.test_per_gene: dict[str, torch.Tensor] | None = None
         self.trust: Trust | None = None  # reliability and calibration samples (src.models.trust)
+        # Hyperparameters chosen while fitting (e.g. ridge's alpha on validation): logged as selected/<name>
+        # (log_selected), written to metrics.json and kept in checkpoints.
+        self.selected: dict[str, float] = {}
         self.net: nn.Module | None = None
 
     # ----------------------------------------------------------------- what subclasses may change
@@ -125,9 +128,18 @@ class ExpressionModel(L.LightningModule):
         self.names = {k: str(v) for k, v in names.items() if v is not None}
 
     def checkpoint_extras(self) -> dict:
-        """What this training plan adds to the checkpoint (plain values): its trust, once calibrated, and
-        what subclasses add (they extend this dict); see :meth:`load_extras`."""
-        return {"trust": self.trust.to_dict()} if self.trust is not None else {}
+        """What this training plan adds to the checkpoint (plain values): its trust, once calibrated, the
+        hyperparameters it chose (``selected``), and what subclasses add (they extend this dict); see
+        :meth:`load_extras`."""
+        extras = {"trust": self.trust.to_dict()} if self.trust is not None else {}
+        if self.selected:
+            extras["selected"] = dict(self.selected)
+        return extras
+
+    def log_selected(self) -> None:
+        """Log the hyperparameters chosen while fitting as ``selected/<name>`` (once per epoch)."""
+        for name, value in self.selected.items():
+            self.log(f"selected/{name}", float(value), on_step=False, on_epoch=True)
 
     def update_checkpoint(self, path: str) -> None:
         """Bring the checkpoint file ``path`` (saved by this plan during fitting) up to date with
@@ -138,6 +150,7 @@ class ExpressionModel(L.LightningModule):
     def load_extras(self, extras: dict) -> None:
         """Take back what :meth:`checkpoint_extras` stored."""
         self.trust = Trust.from_dict(extras["trust"]) if extras.get("trust") else None
+        self.selected = dict(extras.get("selected") or {})
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         cls = type(self)

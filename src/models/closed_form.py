@@ -21,7 +21,6 @@ class ClosedFormModel(ExpressionModel):
     def __init__(self, n_inputs: int, n_outputs: int, **kwargs):
         super().__init__(n_inputs, n_outputs, **kwargs)
         self.automatic_optimization = False
-        self.selected: dict[str, float] = {}
 
     def fit(self, train: TensorBatches, val: TensorBatches) -> None:
         """Fit the model on ``train``, choosing hyperparameters by the MAE on ``val``."""
@@ -46,21 +45,13 @@ class ClosedFormModel(ExpressionModel):
         return -1 if batch_idx > 0 else None  # one step is all it takes
 
     def training_step(self, batch, batch_idx):
-        for name, value in self.selected.items():
-            self.log(f"selected/{name}", float(value), on_step=False, on_epoch=True)
+        self.log_selected()
         self.optimizers().step()  # counted as the one training step (checkpointing needs a step)
         self.trainer.should_stop = True
 
     def configure_optimizers(self):
         """A no-op optimiser (zero rate, no gradients): Lightning only counts the step it takes."""
         return torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.0)
-
-    def checkpoint_extras(self) -> dict:
-        return {**super().checkpoint_extras(), "selected": dict(self.selected)}
-
-    def load_extras(self, extras: dict) -> None:
-        super().load_extras(extras)
-        self.selected = dict(extras.get("selected") or {})
 
 
 def whole_splits(module) -> tuple[TensorBatches, TensorBatches]:

@@ -27,7 +27,7 @@ from src.data.batches import TensorBatches
 from src.models.base import ExpressionModel
 from src.models.closed_form import whole_splits
 from src.models.linear import fit_ridge_loo
-from src.models.networks.autoencoder import LatentRegressor
+from src.models.networks.autoencoder import LatentRegressor, mirrored_decoder
 from src.models.networks.mlp import MLP
 from src.models.networks.residual import LinearPlusResidual
 
@@ -115,8 +115,9 @@ class RidgeResidual(ExpressionModel):
                              "ridge under the residual), e.g. model.residual_shrinkage=100")
         self.alphas = [float(a) for a in alphas]
         layers = dict(activation_name=activation, dropout=dropout, norm=norm)
+        # E-GEX's network without its encoder (trained end to end, as model=egex trains by default).
         residual = LatentRegressor(MLP(n_inputs, list(mlp_widths), latent, **layers),
-                                   MLP(latent, list(ae_widths)[::-1], n_outputs, **layers))
+                                   mirrored_decoder(n_outputs, ae_widths, latent, **layers))
         self.net = LinearPlusResidual(n_inputs, n_outputs, residual)
         # What turns the selected ridge into the one under the residual when epoch 1 starts (see
         # shrink_linear), from the training split; checkpointed, so a resumed run never needs the data again.
@@ -125,7 +126,6 @@ class RidgeResidual(ExpressionModel):
         self.register_buffer("ridge_mean", torch.zeros(n_inputs))
         self.register_buffer("gene_alphas", torch.ones(n_outputs))
         self.register_buffer("shrunk", torch.tensor(False))
-        self.selected: dict[str, float] = {}
 
     # ----------------------------------------------------------------- the linear path
     def fit_linear(self, train: TensorBatches, val: TensorBatches) -> None:
@@ -171,8 +171,7 @@ class RidgeResidual(ExpressionModel):
         if self.current_epoch > 0:
             return super().training_step(batch, batch_idx)
         if batch_idx == 0:
-            for name, value in self.selected.items():
-                self.log(f"selected/{name}", float(value), on_step=False, on_epoch=True)
+            self.log_selected()
         # No forward pass: a zero loss that reaches every trainable parameter (DDP reduces zero gradients).
         return torch.stack([p.reshape(-1)[0] for p in self.param_groups()]).sum() * 0.0
 
@@ -192,11 +191,3 @@ class RidgeResidual(ExpressionModel):
             for callback in self.trainer.early_stopping_callbacks:
                 callback.wait_count = 0
                 callback.best_score = torch.tensor(torch.inf if callback.monitor_op == torch.lt else -torch.inf)
-
-    # ----------------------------------------------------------------- checkpoints
-    def checkpoint_extras(self) -> dict:
-        return {**super().checkpoint_extras(), "selected": dict(self.selected)}
-
-    def load_extras(self, extras: dict) -> None:
-        super().load_extras(extras)
-        self.selected = dict(extras.get("selected") or {})

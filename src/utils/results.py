@@ -33,7 +33,7 @@ def results_meta(model, data_space=None, **extra) -> dict:
         "model": type(model).__name__,
         **model.names,
         "noise_floor_mae": data_noise_floor(model, data_space),
-        **({"selected": model.selected} if getattr(model, "selected", None) else {}),
+        **({"selected": model.selected} if model.selected else {}),
         # Left out of every averaged metric (training sd below src.data.preprocessing.CONSTANT_SD).
         "constant_genes": {"count": len(constant), "ids": constant},
         # Map genes absent from the training file, left out of the model (src.data.sources.mapped).

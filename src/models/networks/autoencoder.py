@@ -10,6 +10,12 @@ from torch import nn
 from src.models.networks.mlp import MLP
 
 
+def mirrored_decoder(n_genes: int, widths: Sequence[int], latent: int, **mlp_kwargs) -> MLP:
+    """The decoder of an autoencoder whose encoder is ``n_genes -> widths -> latent``:
+    ``latent -> widths[::-1] -> n_genes``."""
+    return MLP(latent, list(widths)[::-1], n_genes, **mlp_kwargs)
+
+
 class Autoencoder(nn.Module):
     """``encoder: n_genes -> widths -> latent`` and the mirrored ``decoder: latent -> widths[::-1] -> n_genes``.
 
@@ -19,7 +25,7 @@ class Autoencoder(nn.Module):
     def __init__(self, n_genes: int, widths: Sequence[int], latent: int, **mlp_kwargs):
         super().__init__()
         self.encoder = MLP(n_genes, list(widths), latent, **mlp_kwargs)
-        self.decoder = MLP(latent, list(widths)[::-1], n_genes, **mlp_kwargs)
+        self.decoder = mirrored_decoder(n_genes, widths, latent, **mlp_kwargs)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(y))
