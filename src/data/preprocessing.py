@@ -48,8 +48,8 @@ class Preprocessing:
     target_ids: list[str]
     landmark_scaler: Standardizer
     target_scaler: Standardizer
-    # The source's own description of the data (path, id type, duplicates removed...), kept as provenance;
-    # what the framework acts on is in the typed fields below, never read from here.
+    # The rest of the source's own description of the data (path, id type, duplicates removed...), kept as
+    # provenance; what the framework acts on is in the typed fields below, never read from here.
     info: dict = field(default_factory=dict)
     # Quantile normalisation's reference (landmarks and targets ranked together), if the data used one,
     # and the mean sorted landmark profile after it (to rank-map landmark-only profiles at prediction).
@@ -89,8 +89,9 @@ class Preprocessing:
         target_scaler = Standardizer.fit(data.targets, train)
         landmark_scaler.transform_(data.landmarks)
         target_scaler.transform_(data.targets)
+        described = {k: v for k, v in data.info.items() if k not in FACTS}  # the facts are kept once, typed
         fitted = cls(
-            list(data.landmark_ids), list(data.target_ids), landmark_scaler, target_scaler, dict(data.info),
+            list(data.landmark_ids), list(data.target_ids), landmark_scaler, target_scaler, described,
             reference, landmark_reference, **facts_of(data.info),
         )
         if raw_sample is None:

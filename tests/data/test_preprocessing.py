@@ -26,6 +26,7 @@ def test_what_the_data_were_is_typed_and_survives_the_checkpoint_form():
     assert back.info == fitted.info  # the source's description, kept as provenance
     # A checkpoint of before the typed fields: they were keys of info.
     old = {k: v for k, v in fitted.to_dict().items() if k not in FACTS}
+    old["info"] = {**old["info"], **{n: getattr(fitted, n) for n in FACTS}}
     assert {n: getattr(Preprocessing.from_dict(old), n) for n in FACTS} == {n: getattr(fitted, n) for n in FACTS}
 
 
