@@ -143,10 +143,10 @@ def ridge_loo_mse(
     total = torch.zeros(len(alphas), y.shape[1], dtype=torch.float64, device=x.device)
     for start in range(0, n, chunk):
         z = (x[start : start + chunk].double() - x_mean) @ evecs
-        centred = y[start : start + chunk].double() - y_mean
+        z2, centred = z.square(), y[start : start + chunk].double() - y_mean
         for i, alpha in enumerate(alphas):
             shrink = 1.0 / (evals + alpha)
-            leverage = 1.0 / n + (z.square() * shrink).sum(1, keepdim=True) / n
+            leverage = 1.0 / n + (z2 @ shrink).unsqueeze(1) / n
             residual = centred - (z * shrink) @ projected
             total[i] += (residual / (1.0 - leverage)).square().sum(0)
     return total / n
@@ -163,7 +163,7 @@ def fit_ridge_loo(
     Why: the penalty that suits a gene depends on how much of it the landmarks explain, which varies from
     gene to gene; D-GEX's LR-L2 (``model=lr_l2``) takes one penalty for all, chosen on validation. On
     GEUVADIS (5-fold cross-validation) per-gene penalties cut ridge's test MAE by 1.6%; on the 57 GPL96
-    samples (34 for training) the per-gene choice is noisier than the gain and one penalty for all is kept.
+    samples (31 for training) the per-gene choice is noisier than the gain and one penalty for all is kept.
 
     Returns each target's alpha (a tensor), whether they are per gene, the training landmarks' mean and the
     eigendecomposition of their ``X'X/n`` (:func:`gram_eigen`, float64), from which the ridge of any other
