@@ -29,3 +29,15 @@ class FailAtStep(Callback):
             from src.common.errors import InputError
 
             raise InputError(self.message)
+
+
+class StopAfterEpochs(Callback):
+    """End fitting after ``epochs`` epochs, as if the job had been stopped there (it ends normally: the resume
+    checkpoint is the one a stopped job leaves)."""
+
+    def __init__(self, epochs: int):
+        self.epochs = epochs
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if trainer.current_epoch + 1 == self.epochs:
+            trainer.should_stop = True

@@ -13,6 +13,7 @@ from src.models.loading import load_model
 from src.models.networks.resmlp import ResidualMLP
 from src.models.resmlp import ResMLP, warmup_cosine, warmup_steps_of
 from src.train import build, build_datamodule, fit_and_test, train
+from tests.faults import StopAfterEpochs
 
 
 class LearningRates(Callback):
@@ -23,17 +24,6 @@ class LearningRates(Callback):
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         self.lrs.append([g["lr"] for g in trainer.optimizers[0].param_groups])
-
-
-class StopAfterEpochs(Callback):
-    """End fitting after ``epochs`` epochs, as if the job had been stopped there."""
-
-    def __init__(self, epochs: int):
-        self.epochs = epochs
-
-    def on_train_epoch_end(self, trainer, pl_module):
-        if trainer.current_epoch + 1 == self.epochs:
-            trainer.should_stop = True
 
 
 def test_network_shapes_and_residual_blocks():

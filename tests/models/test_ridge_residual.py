@@ -24,6 +24,7 @@ from src.models.networks.mlp import MLP
 from src.models.ridge_residual import RidgeResidual
 from src.train import build, build_datamodule, fit_and_test, train
 from tests.conftest import REPO, compose_config
+from tests.faults import StopAfterEpochs
 
 ALPHAS = [0.01, 0.1, 1.0, 10.0]
 SMALL = dict(ae_widths=[16], latent=4, mlp_widths=[16])
@@ -229,17 +230,6 @@ def test_end_to_end_train_eval_and_predict_with_intervals(train_config, tmp_path
     assert (adata.layers["standardised_lower"] < adata.layers["standardised"]).all()
     assert (adata.layers["standardised"] < adata.layers["standardised_upper"]).all()
     assert adata.uns["model"] == "RidgeResidual"
-
-
-class StopAfterEpochs(Callback):
-    """End fitting after ``epochs`` epochs, as if the job had been stopped there."""
-
-    def __init__(self, epochs: int):
-        self.epochs = epochs
-
-    def on_train_epoch_end(self, trainer, pl_module):
-        if trainer.current_epoch + 1 == self.epochs:
-            trainer.should_stop = True
 
 
 RESUMED = ["model=ridge_residual", "debug=fast", "logger=none", "model.dropout=0.1"]  # dropout: the random state too
