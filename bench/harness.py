@@ -68,31 +68,15 @@ def _workdir() -> str:
 
 
 def compose(overrides: list[str], workdir: str | Path | None = None):
-    """The training config as ``python -m src.train <overrides>`` composes it, logger and callbacks off,
-    outputs in a temporary folder and the synthetic data in the usual ``outputs/data``."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
+    """The training config as ``python -m src.train <overrides>`` composes it (:func:`src.api.compose`),
+    logger and callbacks off, outputs in a temporary folder and the synthetic data in the usual ``outputs/data``."""
+    from src.api import compose as compose_training
 
     workdir = Path(workdir or _workdir())
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
-        cfg = hydra_compose(
-            "train",
-            overrides=[
-                "data=synthetic", "data.batch_size=200", "logger=none", "callbacks=none",
-                f"paths.output_root={workdir}", f"paths.data_dir={DATA_DIR}", f"hydra.run.dir={workdir}/run",
-                *overrides,
-            ],
-            return_hydra_config=True,
-        )
-    HydraConfig().set_config(cfg)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(workdir / "run")
-    GlobalHydra.instance().clear()
-    return cfg
+    return compose_training(
+        "data=synthetic", "data.batch_size=200", "logger=none", "callbacks=none", f"paths.output_root={workdir}",
+        f"paths.data_dir={DATA_DIR}", f"hydra.run.dir={workdir}/run", *overrides,
+    )
 
 
 def build_data(cfg):
