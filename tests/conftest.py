@@ -37,6 +37,35 @@ def compose_config(name: str, output_dir: Path, overrides: list[str], data_dir: 
     return cfg
 
 
+def run_main(module: str, *args: str) -> None:
+    """``python -m module args`` in this process: the entry point's Hydra ``main`` with ``sys.argv`` set,
+    for command lines that need no fresh interpreter (no DDP re-launch, no import-time state under test).
+    Fails the test on a non-zero exit; Hydra's global state and the root logger are restored after it."""
+    import logging
+    import runpy
+    import sys
+    import warnings
+
+    root = logging.getLogger()
+    handlers, level, argv = root.handlers[:], root.level, sys.argv
+    sys.argv = [module, *args]
+    GlobalHydra.instance().clear()
+    try:
+        with warnings.catch_warnings():  # runpy notes that the module was imported before: harmless here
+            warnings.filterwarnings("ignore", "'src.", RuntimeWarning)
+            runpy.run_module(module, run_name="__main__", alter_sys=True)  # as -m runs it: configs found by path
+    except SystemExit as exit_:
+        assert not exit_.code, f"python -m {module} {' '.join(args)} exited with status {exit_.code}"
+    finally:
+        sys.argv = argv
+        GlobalHydra.instance().clear()
+        for handler in root.handlers:
+            if handler not in handlers:
+                handler.close()
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory) -> Path:
     """One folder for generated synthetic data, shared by all tests (generated once per spec)."""
@@ -58,6 +87,20 @@ def gpl96() -> Path:
     if not GPL96.exists():
         pytest.skip(f"reference data {GPL96} not found (it lies in ../shared/data beside the repo)")
     return GPL96
+
+
+@pytest.fixture(scope="session")
+def geo_lr(tmp_path_factory, gpl96):
+    """LR trained once per session with debug=fast on the real GPL96 file with D-GEX's GEO preprocessing
+    (300 targets); its data cache lies in ``cfg.paths.data_dir``. Tests only read its files."""
+    from src.train import train
+
+    root = tmp_path_factory.mktemp("geo_lr")
+    maps = [f"data.source.landmark_map={SHARED}/dgex/map_lm.txt", f"data.source.target_map={SHARED}/dgex/map_tg.txt"]
+    cfg = compose_config("train", root, ["data=geo", f"data.source.path={gpl96}", *maps, "model=lr", "debug=fast",
+                                         "logger=none"], root / "data")
+    train(cfg)
+    return cfg
 
 
 @pytest.fixture(scope="session")

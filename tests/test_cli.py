@@ -1,4 +1,6 @@
-"""The command lines a user types, run as subprocesses (DDP re-launches need a real command line)."""
+"""The command lines a user types. Those that need a fresh interpreter (DDP re-launches, W&B's service
+process and environment, import-time warnings, a killed process) run as subprocesses; the others run
+their entry point in this process (``run_main``)."""
 
 import json
 import math
@@ -8,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO, compose_config
+from tests.conftest import REPO, compose_config, run_main
 
 pytestmark = pytest.mark.slow
 
@@ -63,18 +65,15 @@ def test_the_wandb_api_key_never_reaches_logs_or_saved_configs(tmp_path, data_di
     assert not leaks
 
 
-def test_eval_command_line(tmp_path, data_dir):
-    from src.train import train
-
-    train(compose_config("train", tmp_path, ["model=lr", "debug=fast"], data_dir))  # in this process: eval is under test
-    ckpt = next(tmp_path.rglob("best.ckpt"))
-    proc = run("-m", "src.eval", f"ckpt_path={ckpt}", f"paths.output_root={tmp_path}")
-    assert "test" in proc.stdout and len(list((tmp_path / "eval").iterdir())) == 1
+def test_eval_command_line(tmp_path, quick_dgex, capsys):
+    cfg, _ = quick_dgex
+    run_main("src.eval", f"ckpt_path={cfg.paths.output_dir}/checkpoints/best.ckpt", f"paths.output_root={tmp_path}")
+    assert "test" in capsys.readouterr().out and len(list((tmp_path / "eval").iterdir())) == 1
 
 
 def test_one_command_runs_the_whole_comparison_and_writes_the_report(tmp_path, data_dir):
-    run("-m", "src.train", "experiment=compare", "debug=fast", "seed=12345", "trainer.max_epochs=1",  # one seed, one epoch
-        f"paths.output_root={tmp_path}", f"paths.data_dir={data_dir}", timeout=400)
+    run_main("src.train", "experiment=compare", "debug=fast", "seed=12345", "trainer.max_epochs=1",  # one seed, one epoch
+             f"paths.output_root={tmp_path}", f"paths.data_dir={data_dir}")
     (sweep,) = list((tmp_path / "compare").iterdir())
     report = (sweep / "report.md").read_text()
     for method in ("lr", "lr_l2", "lr_l1", "knn", "dgex", "egex", "taaf", "resmlp", "ggan", "ncnn"):
@@ -85,8 +84,8 @@ def test_one_command_runs_the_whole_comparison_and_writes_the_report(tmp_path, d
 def test_the_comparison_runs_every_method_over_its_seeds_and_reports_spreads_and_p_values(tmp_path, data_dir):
     """A plain multirun (two models x three seeds, one process each): one sweep folder, a metrics file per
     job, and the report's spreads over seeds."""
-    run("-m", "src.train", "experiment=compare", "debug=fast", "model=lr,lr_l2",
-        f"paths.output_root={tmp_path}", f"paths.data_dir={data_dir}", timeout=400)
+    run_main("src.train", "experiment=compare", "debug=fast", "model=lr,lr_l2",
+             f"paths.output_root={tmp_path}", f"paths.data_dir={data_dir}")
     (sweep,) = list((tmp_path / "compare").iterdir())
     assert len(metrics_files(sweep)) == 6  # 2 methods x the 3 default seeds (closed-form: fast)
     report = (sweep / "report.md").read_text()
@@ -175,17 +174,14 @@ def test_an_input_error_in_rank_0_of_a_ddp_run_prints_one_message_and_every_proc
     assert "GLOBAL_RANK: 1" in text  # the second process had started (and is gone: run() returned)
 
 
-def test_the_terminal_shows_what_matters(tmp_path, gpl96):
-    """No Lightning product tips, no deprecation notices of Lightning's internals, the cache named once,
-    no epoch bar for a closed-form baseline."""
+def test_the_terminal_shows_what_matters(tmp_path, gpl96, geo_lr):
+    """No Lightning product tips, no deprecation notices of Lightning's internals (emitted at import: a
+    fresh interpreter), the cache named once, no epoch bar for a closed-form baseline."""
     from tests.conftest import SHARED
 
-    from src.train import train
-
     data = ["data=geo", f"data.source.path={gpl96}", f"data.source.landmark_map={SHARED}/dgex/map_lm.txt",
-            f"data.source.target_map={SHARED}/dgex/map_tg.txt", "debug=fast", "model=lr"]
-    train(compose_config("train", tmp_path / "first", data, tmp_path / "data"))  # builds the cache
-    proc = run("-m", "src.train", *data, f"paths.output_root={tmp_path}", f"paths.data_dir={tmp_path / 'data'}")
+            f"data.source.target_map={SHARED}/dgex/map_tg.txt", "debug=fast", "model=lr"]  # geo_lr built the cache
+    proc = run("-m", "src.train", *data, f"paths.output_root={tmp_path}", f"paths.data_dir={geo_lr.paths.data_dir}")
     out = proc.stdout + proc.stderr
     assert "Tip:" not in out and "LeafSpec" not in out and "Traceback" not in out
     assert out.count("Using the cached data") == 1

@@ -89,19 +89,6 @@ def test_round_trip_in_every_format(tmp_path, trained, suffix_in, suffix_out):
     np.testing.assert_allclose(expression, space.target_scaler.inverse(expected), atol=2e-3)
 
 
-@pytest.fixture(scope="module")
-def geo_lr(tmp_path_factory, gpl96):
-    """LR trained with debug=fast on the real GPL96 file with D-GEX's GEO preprocessing (300 targets)."""
-    from tests.conftest import SHARED
-
-    root = tmp_path_factory.mktemp("geo_lr")
-    maps = [f"data.source.landmark_map={SHARED}/dgex/map_lm.txt", f"data.source.target_map={SHARED}/dgex/map_tg.txt"]
-    cfg = compose_config("train", root, ["data=geo", f"data.source.path={gpl96}", *maps, "model=lr", "debug=fast",
-                                         "logger=none"], root / "data")
-    train(cfg)
-    return cfg
-
-
 def test_probe_level_input_of_a_geo_model_is_mapped_and_quantile_normalised(tmp_path, gpl96, geo_lr):
     cfg = geo_lr
     out = tmp_path / "pred.gctx"
