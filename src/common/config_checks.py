@@ -49,6 +49,11 @@ def one_of(*choices) -> Callable[[Any], bool]:
     return lambda v: not isinstance(v, (list, dict)) and any(v is c or (type(v) is type(c) and v == c) for c in choices)
 
 
+def level(v) -> bool:
+    """A confidence level in (0, 1)."""
+    return number(v) and 0 < v < 1
+
+
 def fraction(v) -> bool:
     """A number in [0, 1)."""
     return number(v) and 0 <= v < 1

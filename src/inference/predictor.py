@@ -31,7 +31,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 
+from src.common.config_checks import check_settings, check_table, level, one_of, optional
 from src.common.errors import InputError
 from src.common.progress import progress_bar
 from src.data.genes import GeneColumns, GeneMap, match_genes
@@ -88,6 +90,17 @@ class Predictor:
         checkpoint: the file it came from (named, with its SHA-256, in every prediction's provenance).
         device: where the network runs: ``auto`` (a GPU if there is one), ``cpu``, ``cuda``, ``cuda:1``...
     """
+
+    #: The options of :meth:`plan` (``src.predict``'s keys of the same names), with what each takes.
+    config_checks = check_table(
+        ("interval", optional(level), "null (no intervals) or a level in (0, 1)", "0.9"),
+        ("interval_kind", one_of(*INTERVAL_KINDS), " or ".join(INTERVAL_KINDS), "adaptive"),
+        ("genes", one_of("all", "reliable"), "all or reliable", "all"),
+        ("missing_landmarks", one_of("error", "impute"), "error or impute", "impute"),
+        ("log2", one_of("auto", True, False), "auto, true or false", "auto"),
+        ("quantile_normalize", one_of("auto", True, False), "auto, true or false", "auto"),
+        ("id_type", one_of("auto", "probe", "ensembl", "symbol"), "auto, probe, ensembl or symbol", "auto"),
+    )
 
     def __init__(self, model, checkpoint: str | os.PathLike | None = None, device: str | torch.device = "auto"):
         where = str(checkpoint) if checkpoint is not None else f"this {type(model).__name__}"
@@ -147,6 +160,7 @@ class Predictor:
         ``layers["standardised"]`` and, with ``interval=``, ``lower``/``upper`` (and standardised ones),
         ``var`` the genes' symbol, ``reliable``, ``heldout_mae`` and ``heldout_pearson``, ``obs`` the input's
         ``obs``, ``uns`` the provenance. ``options``: see :meth:`plan`."""
+        self.check_options(**options)
         reader = MemoryReader(data, name)
         plan = self.plan(reader, **options)
         target_ids = [g for g, k in zip(self.target_ids, plan.keep) if k]
@@ -216,7 +230,8 @@ class Predictor:
             id_type: what the input's feature ids are: ``auto``, ``probe``, ``ensembl`` or ``symbol``.
         """
         space, trust, source = self.preprocessing, self.model.trust, str(reader.path)
-        self.check_options(interval=interval, interval_kind=interval_kind, genes=genes, missing_landmarks=missing_landmarks)
+        self.check_options(interval=interval, interval_kind=interval_kind, genes=genes, missing_landmarks=missing_landmarks,
+                           log2=log2, quantile_normalize=quantile_normalize, id_type=id_type)
         if len(reader.sample_ids) == 0:
             raise InputError(f"{source}: the file holds no samples; expected at least one landmark profile to predict from")
         self._check_orientation(reader)
@@ -253,18 +268,16 @@ class Predictor:
             provenance=self._provenance(matched, interval, interval_kind),
         )
 
-    def check_options(self, *, interval=None, interval_kind: str = "adaptive", genes: str = "all",
-                      missing_landmarks: str = "error", **_) -> None:
-        """Refuse options that cannot work (see :meth:`plan`), before any work."""
-        if missing_landmarks not in ("error", "impute"):
-            raise InputError(f"missing_landmarks={missing_landmarks}: expected error or impute")
-        if genes not in ("all", "reliable"):
-            raise InputError(f"genes={genes}: expected all or reliable")
-        if interval_kind not in INTERVAL_KINDS:
-            raise InputError(f"interval_kind={interval_kind}: expected {' or '.join(INTERVAL_KINDS)}")
-        if interval is not None and not 0 < float(interval) < 1:
-            raise InputError(f"interval={interval}: expected a level between 0 and 1, e.g. interval=0.9 (or interval=null)")
-        if self.model.trust is None and (interval or genes == "reliable"):
+    def check_options(self, **options) -> None:
+        """Refuse options of :meth:`plan` that cannot work, before any work: an unknown name, a value that is not
+        one the option takes (:attr:`config_checks`), intervals or reliability from a checkpoint without
+        calibration."""
+        known = [check.key for check in self.config_checks]
+        for name in options:
+            if name not in known:
+                raise InputError(f"{name}: not an option of prediction; expected one of {', '.join(known)}")
+        check_settings(OmegaConf.create(options), self.config_checks)
+        if self.model.trust is None and (options.get("interval") or options.get("genes") == "reliable"):
             raise InputError(
                 f"{self.where}: the checkpoint holds no calibration, so no intervals or reliability calls; "
                 "retrain with data.calibration=0.1 (the default), or predict with interval=null genes=all"

@@ -21,13 +21,14 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from src.common.atomic import atomic_path
 from src.common.config_checks import (
-    POSITIVE_INT, Check, check_table, check_settings, checks_of, integer, list_of, number, one_of, optional,
+    POSITIVE_INT, Check, check_table, check_settings, checks_of, integer, level, list_of, number, one_of, optional,
     positive_int, shown, target_class,
 )
 from src.common.errors import InputError
 from src.common.precision import run_precision
 from src.common.progress import is_first_process
 from src.data.datamodule import ExpressionDataModule
+from src.inference.predictor import Predictor
 from src.utils.loggers import prepare_wandb
 
 log = logging.getLogger(__name__)
@@ -50,33 +51,25 @@ TRAINER_CHECKS = check_table(
     ("trainer.num_nodes", positive_int, POSITIVE_INT, "1"),
     ("trainer.log_every_n_steps", positive_int, POSITIVE_INT, "10"),
 )
-LEVEL = lambda v: number(v) and 0 < v < 1  # noqa: E731
 RUN_CHECKS = check_table(
     ("seed", integer, "an integer", "12345"),
-    ("interval", LEVEL, "a level in (0, 1)", "0.9"),
+    ("interval", level, "a level in (0, 1)", "0.9"),
     ("optimized_metric", optional(lambda v: isinstance(v, str)), "a metric name", "val/mae"),
     ("keep_freed_memory", one_of(True, False), "true or false", "true"),
     ("keep_last_checkpoint", one_of(True, False), "true or false", "false"),
 )
 EVAL_CHECKS = check_table(
     ("seed", integer, "an integer", "12345"),
-    ("interval", LEVEL, "a level in (0, 1)", "0.9"),
+    ("interval", level, "a level in (0, 1)", "0.9"),
     ("landmark_panel", optional(lambda v: isinstance(v, str) and v != ""), "null or a file (one landmark id per line)",
      "panel.txt"),
 )
-PREDICT_CHECKS = check_table(
+PREDICT_CHECKS = (*checks_of(Predictor, ""), *check_table(  # the engine's options, then the command's own
     ("block_size", positive_int, "a positive integer (samples per block)", "8192"),
-    ("interval", optional(LEVEL), "null (no intervals) or a level in (0, 1)", "0.9"),
-    ("interval_kind", one_of("adaptive", "constant"), "adaptive or constant", "adaptive"),
-    ("genes", one_of("all", "reliable"), "all or reliable", "all"),
-    ("missing_landmarks", one_of("error", "impute"), "error or impute", "impute"),
     ("overwrite", one_of(True, False), "true or false", "true"),
-    ("log2", one_of("auto", True, False), "auto, true or false", "auto"),
-    ("quantile_normalize", one_of("auto", True, False), "auto, true or false", "auto"),
-    ("id_type", one_of("auto", "probe", "ensembl", "symbol"), "auto, probe, ensembl or symbol", "auto"),
     ("input_format", one_of("auto", "gctx", "h5ad", "table"), "auto, gctx, h5ad or table", "gctx"),
     ("reader_options", lambda v: isinstance(v, Mapping), "a mapping of reader options", "{}"),
-)
+))
 
 
 def data_checks(cfg: DictConfig) -> tuple[Check, ...]:

@@ -120,7 +120,8 @@ def test_log2_is_taken_when_asked_and_never_otherwise(trained):
 
 @pytest.mark.parametrize("option, value, message", [
     ("genes", "some", "genes=some: expected all or reliable"),
-    ("interval", 1.5, "interval=1.5: expected a level between 0 and 1"),
+    ("interval", 1.5, r"interval=1.5: expected null \(no intervals\) or a level in \(0, 1\), e.g. interval=0.9"),
+    ("intervals", 0.9, "intervals: not an option of prediction; expected one of interval, interval_kind"),
     ("interval_kind", "wide", "interval_kind=wide: expected adaptive or constant"),
     ("missing_landmarks", "drop", "missing_landmarks=drop: expected error or impute"),
 ])
