@@ -30,6 +30,16 @@ def machine() -> str:
             f"Python {platform.python_version()}, torch {torch.__version__}, numpy {numpy.__version__}")
 
 
+#: The warning that opens a section written by a ``--quick`` run.
+QUICK_NOTE = "**Quick mode** (`--quick`): a check that the benchmark runs, too few steps for reliable numbers.\n\n"
+
+
+def machine_paragraph(quick: bool, details: str) -> str:
+    """The paragraph under a training benchmark's heading: the quick-mode warning when ``quick``, then
+    ``Machine: <machine()>; <details>.`` (``details``: what the benchmark adds, e.g. threads and device)."""
+    return (QUICK_NOTE if quick else "") + f"Machine: {machine()}; {details}."
+
+
 def run_child(code: str, *args: str) -> dict:
     """Run ``python -c code args...`` in a fresh process and return the JSON it prints last."""
     proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT)

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, run_child, write_section  # noqa: E402
+from common import machine_paragraph, run_child, write_section  # noqa: E402
 from harness import MODELS, compose, device  # noqa: E402
 
 CHILD = """
@@ -71,6 +71,8 @@ print(json.dumps(out))
 SAMPLES = [3000, 6000, 12000]
 TARGETS = [2000, 5000, 9520]
 GIB = 2**30
+#: The default data's batch size, for the estimate of E-GEX's activations.
+BATCH = 200
 
 
 def peak_gib() -> float:
@@ -165,18 +167,36 @@ def main() -> None:
 
 
 def gib(x: float) -> str:
+    """Bytes as GiB for the tables: two decimals, three below 0.01 GiB."""
     return f"{x / GIB:.2f}" if x >= 0.01 * GIB else f"{x / GIB:.3f}"
 
 
-def report(memory: list[dict], scaling: list[dict], args, elapsed: float) -> str:
-    base = statistics.median(r["imports_gib"] for r in memory + scaling)
+def model_state_bytes(r: dict) -> int:
+    """Bytes of one measurement's parameters, gradients and optimizer state together."""
+    return r["param_bytes"] + r["grad_bytes"] + r["state_bytes"]
+
+
+def epoch_time(r: dict) -> float:
+    """One scaling point's epoch time: the median of the epochs after the first, or the only one."""
+    times = r["epoch_times"]
+    return statistics.median(times[1:]) if len(times) > 1 else times[0]
+
+
+def full_scale_point(scaling: list[dict]) -> dict | None:
+    """The scaling point at the most samples and targets (the full default data), if it was measured."""
+    return next((r for r in scaling if r["samples"] == SAMPLES[-1] and r["targets"] == TARGETS[-1]), None)
+
+
+def memory_table(memory: list[dict]) -> list[str]:
+    """The markdown table of peak memory per model and optimizer: each phase's peak, and the model's
+    parameters, gradients and optimizer state, the data tensors and the rest of the steps' peak."""
     rows = [
         "| Model | Optimizer | Parameters | Peak RSS | Loading the data | Training steps | Epoch end "
         "| Params + grads + optimizer state | Data tensors | Rest of the steps' peak |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in memory:
-        model_bytes = r["param_bytes"] + r["grad_bytes"] + r["state_bytes"]
+        model_bytes = model_state_bytes(r)
         rest = r["steps_peak_gib"] * GIB - r["after_data_gib"] * GIB - model_bytes
         rows.append(
             f"| {MODELS[r['model']][0]} | {r['optimizer']}{' (fused)' if r['fused'] else ''} | "
@@ -185,79 +205,111 @@ def report(memory: list[dict], scaling: list[dict], args, elapsed: float) -> str
             f"{gib(r['grad_bytes'])} + {gib(r['state_bytes'])} = {gib(model_bytes)} GiB | {gib(r['data_bytes'])} GiB "
             f"| {gib(rest)} GiB |"
         )
+    return rows
 
-    def epoch_time(r):
-        times = r["epoch_times"]
-        return statistics.median(times[1:]) if len(times) > 1 else times[0]
 
-    srows = [
+def scaling_table(scaling: list[dict]) -> list[str]:
+    """The markdown table of E-GEX's scaling points: epoch time (total and per 1,000 training samples), peak
+    memory, data tensors and model state, per sample and target count."""
+    rows = [
         "| Samples (train) | Targets | Epoch time | Per 1,000 training samples | Peak RSS | Data tensors "
         "| Params + grads + Adam state |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in scaling:
-        model_bytes = r["param_bytes"] + r["grad_bytes"] + r["state_bytes"]
-        srows.append(
+        rows.append(
             f"| {r['samples']:,} ({r['n_train']:,}) | {r['targets']:,} | {epoch_time(r):.2f} s "
             f"| {1000 * epoch_time(r) / r['n_train']:.2f} s | {r['peak_gib']:.2f} GiB | {gib(r['data_bytes'])} GiB "
-            f"| {gib(model_bytes)} GiB |"
+            f"| {gib(model_state_bytes(r))} GiB |"
         )
-    full = next((r for r in scaling if r["samples"] == SAMPLES[-1] and r["targets"] == TARGETS[-1]), scaling[-1])
-    full_model = full["param_bytes"] + full["grad_bytes"] + full["state_bytes"]
-    batch = 200
+    return rows
+
+
+def dominance_note(memory: list[dict], scaling: list[dict]) -> str:
+    """The *What dominates* paragraph: the imports' memory, and the expected shares of data, model state and
+    activations for E-GEX on the full data against the measured peaks."""
+    base = statistics.median(r["imports_gib"] for r in memory + scaling)
+    full = full_scale_point(scaling) or scaling[-1]
+    full_model = model_state_bytes(full)
     # Activations kept for the backward pass, roughly: inputs, pre-activations and outputs of every layer,
     # plus the prediction, the error and its square for the loss (float32).
     egex_widths = [943, 1024, 1024, 128, 1024, full["targets"]]
-    activations = batch * sum(egex_widths) * 4 * 3
-    largest = max(memory, key=lambda r: r["param_bytes"] + r["state_bytes"]) if memory else None
-    n_small, n_big = scaling[0], next((r for r in scaling if r["samples"] == SAMPLES[-1] and r["targets"] == TARGETS[-1]), None)
-    notes = [
+    activations = BATCH * sum(egex_widths) * 4 * 3
+    return (
         f"**What dominates.** A fresh process with torch and Lightning imported holds {base:.2f} GiB. For the default "
         f"E-GEX on the full synthetic data the expected shares are: data tensors {gib(full['data_bytes'])} GiB "
         f"(12,000 samples x (943 + 9,520) genes x 4 bytes, all three splits in memory), parameters + gradients + "
         f"Adam's two moments {gib(full_model)} GiB (4 x {full['param_bytes'] / 4 / 1e6:.1f} M x 4 bytes), activations of a "
-        f"batch of {batch} about {activations / 2**20:.0f} MiB. The data tensors dominate E-GEX's memory, and loading "
+        f"batch of {BATCH} about {activations / 2**20:.0f} MiB. The data tensors dominate E-GEX's memory, and loading "
         f"them is the process's peak: while the file is read and rearranged, more than one copy of the data exists "
         f"for a moment (peak while loading "
         f"{full['data_peak_gib']:.2f} GiB, {(full['data_peak_gib'] - full['imports_gib']) * GIB / full['data_bytes']:.1f} "
         f"times the data tensors above the imports, against {full['after_data_gib']:.2f} GiB once loaded). Training "
         f"adds only the model's {gib(full_model)} GiB and the activations. The data grow with samples x (landmarks + "
-        f"targets), the parameters with targets only (E-GEX's 1,024 x targets output layer).",
-    ]
-    if largest:
-        lm = largest["param_bytes"] + largest["grad_bytes"] + largest["state_bytes"]
-        notes.append(
-            f"**Large D-GEX.** For {MODELS[largest['model']][0]} with {largest['optimizer']} the parameters, gradients "
-            f"and optimizer state ({gib(lm)} GiB) dominate: each float32 parameter costs 8 bytes plus 4 (SGD with "
-            f"momentum) or 8 (Adam) bytes of optimizer state, 12 or 16 bytes in all. Activations stay small at batch "
-            f"200 (a 9,000-wide layer is 7 MiB per tensor), so switching SGD to Adam adds one parameter-sized buffer."
-        )
+        f"targets), the parameters with targets only (E-GEX's 1,024 x targets output layer)."
+    )
+
+
+def large_dgex_note(memory: list[dict]) -> str | None:
+    """The *Large D-GEX* paragraph: the model state of the measurement with the most parameters and optimizer
+    state, and why it dominates; None without memory measurements."""
+    if not memory:
+        return None
+    largest = max(memory, key=lambda r: r["param_bytes"] + r["state_bytes"])
+    return (
+        f"**Large D-GEX.** For {MODELS[largest['model']][0]} with {largest['optimizer']} the parameters, gradients "
+        f"and optimizer state ({gib(model_state_bytes(largest))} GiB) dominate: each float32 parameter costs 8 bytes plus 4 (SGD with "
+        f"momentum) or 8 (Adam) bytes of optimizer state, 12 or 16 bytes in all. Activations stay small at batch "
+        f"200 (a 9,000-wide layer is 7 MiB per tensor), so switching SGD to Adam adds one parameter-sized buffer."
+    )
+
+
+def dgex_epoch_end_note(memory: list[dict]) -> str | None:
+    """The *D-GEX's epoch end* paragraph: the median of the epoch end's peak above the steps' peak over the
+    D-GEX rows; None without D-GEX rows."""
     dgex = [r for r in memory if r["model"].startswith("dgex")]
-    if dgex:
-        extra = statistics.median(r["train_peak_gib"] - r["steps_peak_gib"] for r in dgex)
-        notes.append(
-            f"**D-GEX's epoch end.** D-GEX's learning-rate rule (`DGEX.on_train_epoch_end`) keeps a copy of 5,000 "
-            f"training samples on the device (0.19 GiB here) and measures their MAE chunk by chunk; the epoch end's "
-            f"peak is {extra:+.2f} GiB against the steps' peak (median over the D-GEX rows)."
-        )
-    if n_big is not None and n_small is not n_big:
-        per_small = epoch_time(n_small) / n_small["n_train"]
-        per_big = epoch_time(n_big) / n_big["n_train"]
-        t_small = next((r for r in scaling if r["targets"] == TARGETS[0]), None)
-        notes.append(
-            f"**Scaling.** Epoch time grows linearly with the number of training samples ({1000 * per_small:.2f} s "
-            f"against {1000 * per_big:.2f} s per 1,000 samples at {n_small['samples']:,} and {n_big['samples']:,}), "
-            f"as batches are cut from memory and every step costs the same"
-            + (f"; with targets it grows with the output layer: {epoch_time(t_small):.2f} s at {t_small['targets']:,} "
-               f"targets against {epoch_time(n_big):.2f} s at {n_big['targets']:,}, less than in proportion because the "
-               "943 -> 1,024 -> 1,024 -> 128 -> 1,024 layers cost the same at any target count." if t_small else ".")
-        )
-    mode = ("**Quick mode** (`--quick`): a check that the benchmark runs, too few steps for reliable numbers.\n\n"
-            if args.quick else "")
+    if not dgex:
+        return None
+    extra = statistics.median(r["train_peak_gib"] - r["steps_peak_gib"] for r in dgex)
+    return (
+        f"**D-GEX's epoch end.** D-GEX's learning-rate rule (`DGEX.on_train_epoch_end`) keeps a copy of 5,000 "
+        f"training samples on the device (0.19 GiB here) and measures their MAE chunk by chunk; the epoch end's "
+        f"peak is {extra:+.2f} GiB against the steps' peak (median over the D-GEX rows)."
+    )
+
+
+def scaling_note(scaling: list[dict]) -> str | None:
+    """The *Scaling* paragraph: epoch time per 1,000 samples at the fewest and most samples, and epoch time at
+    the fewest targets against all; None unless the full-scale point and another were measured."""
+    n_small, n_big = scaling[0], full_scale_point(scaling)
+    if n_big is None or n_small is n_big:
+        return None
+    per_small = epoch_time(n_small) / n_small["n_train"]
+    per_big = epoch_time(n_big) / n_big["n_train"]
+    t_small = next((r for r in scaling if r["targets"] == TARGETS[0]), None)
+    return (
+        f"**Scaling.** Epoch time grows linearly with the number of training samples ({1000 * per_small:.2f} s "
+        f"against {1000 * per_big:.2f} s per 1,000 samples at {n_small['samples']:,} and {n_big['samples']:,}), "
+        f"as batches are cut from memory and every step costs the same"
+        + (f"; with targets it grows with the output layer: {epoch_time(t_small):.2f} s at {t_small['targets']:,} "
+           f"targets against {epoch_time(n_big):.2f} s at {n_big['targets']:,}, less than in proportion because the "
+           "943 -> 1,024 -> 1,024 -> 128 -> 1,024 layers cost the same at any target count." if t_small else ".")
+    )
+
+
+def notes(memory: list[dict], scaling: list[dict]) -> list[str]:
+    """The paragraphs under the two tables, in order, each only where its measurements were taken."""
+    paragraphs = [dominance_note(memory, scaling), large_dgex_note(memory), dgex_epoch_end_note(memory), scaling_note(scaling)]
+    return [p for p in paragraphs if p is not None]
+
+
+def report(memory: list[dict], scaling: list[dict], args, elapsed: float) -> str:
+    """The markdown of the ``memory-scaling`` section: heading, machine, method, the peak-memory table, the
+    scaling table and the notes."""
     return "\n".join([
         "## Memory and scaling (`bench/memory_scaling.py`)",
         "",
-        mode + f"Machine: {machine()}; device {device()}.",
+        machine_paragraph(args.quick, f"device {device()}"),
         "",
         "Every row is a fresh process building what `src.train` builds (logger off, no checkpoints, no validation), "
         "default synthetic data, batch 200, with `src.train`'s `keep_freed_memory: true` (glibc keeps memory freed "
@@ -267,7 +319,7 @@ def report(memory: list[dict], scaling: list[dict], args, elapsed: float) -> str
         "",
         f"### Training peak memory ({args.steps} steps; SGD with momentum 0.5, Adam with default settings)",
         "",
-        *rows,
+        *memory_table(memory),
         "",
         "*Loading the data*, *Training steps*, *Epoch end*: the peak of each phase (imports, then `setup`, then the "
         "training steps, then the end of the (cut-short) epoch, which includes the model's `on_train_epoch_end`). "
@@ -277,9 +329,9 @@ def report(memory: list[dict], scaling: list[dict], args, elapsed: float) -> str
         f"### E-GEX: epoch time and memory against samples and targets ({args.epochs} epoch(s) per point"
         + (", the later ones timed)" if args.epochs > 1 else ")"),
         "",
-        *srows,
+        *scaling_table(scaling),
         "",
-        *[n + "\n" for n in notes],
+        *[n + "\n" for n in notes(memory, scaling)],
     ])
 
 

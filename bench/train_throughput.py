@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, write_section  # noqa: E402
+from common import machine_paragraph, write_section  # noqa: E402
 from harness import MODELS, StepTimer, build_data, build_model, compose, device, make_trainer, n_parameters, quiet, sync  # noqa: E402
 
 #: Data overrides of the models not trained on the default data (each gets its own DataModule).
@@ -307,10 +307,21 @@ def main() -> None:
     print(f"wrote {write_section(args.section, body)}")
 
 
-def report(rows: list[dict], peaks: dict, data: dict, allocator: dict | None, args, elapsed: float) -> str:
-    def gflops(row, which):
-        return 6 * row["params"] * row[which] * row["batch"] / 1e9
+# ------------------------------------------------------------------------- the report
+def gflops(row: dict, which: str) -> float:
+    """Achieved GFLOP/s of one measured row's ``which`` path (``"ours"`` or ``"plain"``): 6 x parameters x
+    samples/s."""
+    return 6 * row["params"] * row[which] * row["batch"] / 1e9
 
+
+def goal_status(met: bool) -> str:
+    """How a finding ends when it checks a goal."""
+    return "met." if met else "not met."
+
+
+def results_table(rows: list[dict], peaks: dict) -> list[str]:
+    """The markdown table of the measurements, one line per model and precision: steps/s of both paths,
+    their ratio, what ours spends per step beyond plain, samples/s, GFLOP/s and shares of the matmul peaks."""
     table = [
         "| Model (parameters) | Precision | Ours steps/s | Plain steps/s | Ours / plain | Ours - plain per step, wall / CPU "
         "| Ours samples/s | Ours GFLOP/s | Plain GFLOP/s | Ours / plain, % of fp32 peak | % of bf16 peak |",
@@ -325,126 +336,186 @@ def report(rows: list[dict], peaks: dict, data: dict, allocator: dict | None, ar
             f"| {r['ours'] * r['batch']:,.0f} | {go:.0f} | {gp:.0f} "
             f"| {100 * go / peaks['fp32']:.0f} / {100 * gp / peaks['fp32']:.0f} | {bf} |"
         )
+    return table
+
+
+def ratio_finding(rows: list[dict]) -> str | None:
+    """The *Ours against plain* paragraph: every row's ours / plain ratio, whether the 0.95 goal is met (the
+    tiny model aside) and the per-round ratios; None without rows."""
+    if not rows:
+        return None
+    # The ratio goal is for the real models; the tiny model's step is almost all overhead (it measures
+    # the fixed cost per step instead).
+    goal = [r for r in rows if r["model"] not in NOT_COMPARABLE]
+    worst = min(goal, key=lambda r: r["ours"] / r["plain"]) if goal else None
+    return (
+        "**Ours against plain.** Our training path runs at "
+        + ", ".join(f"{r['ours'] / r['plain']:.2f} ({r['label']}, {r['precision']})" for r in rows)
+        + " times the plain loop's speed; the goal is at least 0.95 in fp32 and bf16 for every model (the tiny"
+        " model aside): "
+        + ("met." if worst is None or worst["ours"] / worst["plain"] >= 0.95
+           else f"not met (worst {worst['ours'] / worst['plain']:.3f}, {worst['label']}, {worst['precision']}).")
+        + " Both paths share the process, the threads, the allocator settings and the data tensors, and"
+        " alternate, so machine load hits them alike. Ours / plain within each round (adjacent runs), which shows"
+        " how far this machine's round-to-round noise reaches: "
+        + "; ".join(f"{r['label']}, {r['precision']}: "
+                    + ", ".join(f"{o / q:.2f}" for o, q in zip(r["ours_rounds"], r["plain_rounds"])) for r in rows)
+        + "."
+    )
+
+
+def fixed_cost_finding(rows: list[dict]) -> str | None:
+    """The *fixed cost per step* paragraph: what ours spends per step beyond plain on the tiny model, against
+    the 1 ms goal, and where it goes; None when the tiny model was not measured."""
+    tiny = [r for r in rows if r["model"] == "tiny"]
+    if not tiny:
+        return None
+    return (
+        "**The fixed cost per step.** What ours spends per step beyond plain where the step itself is negligible"
+        " (the tiny model): "
+        + ", ".join(f"{r['extra_ms']:+.2f} ms wall, {r['extra_cpu_ms']:+.2f} ms CPU ({r['precision']})" for r in tiny)
+        + "; the goal is under 1 ms. What remains is Lightning's loop (about a dozen LightningModule hooks and six"
+        " callback hooks per step, the optimizer closure, the data fetcher) and `ExpressionModel.accumulate_train`'s"
+        " sums on the device (the epoch's loss, and the absolute error on an eighth of each batch, for `train/loss` and `train/mae`). Nothing"
+        " is read back from the device in a step except every `trainer.log_every_n_steps` steps (50 by default),"
+        " when `train/loss_step` is logged; the progress bar then shows a host value and never waits for the"
+        " device. CPU time is the process's (all threads) over the same steps: on a shared machine the wall time"
+        " of both paths stretches with the load, their CPU time hardly does."
+    )
+
+
+def hardware_finding(d3: dict | None, peaks: dict, no_keep_freed_memory: bool) -> str | None:
+    """The *Against the hardware* paragraph: the matmul peaks and D-GEX 3,000 x 3's fp32 GFLOP/s as a share of
+    the fp32 peak, against the 75% goal; None when that model was not measured in fp32."""
+    if not d3:
+        return None
+    share = gflops(d3, "ours") / peaks["fp32"]
+    return (
+        f"**Against the hardware.** The fp32 `torch.mm` peak (4096 x 4096, best of 5, start and end of the run) is "
+        f"{peaks['fp32']:.0f} GFLOP/s and the bf16 peak {peaks['bf16']:.0f} GFLOP/s. D-GEX 3,000 x 3 trains at "
+        f"{gflops(d3, 'ours'):.0f} GFLOP/s (plain {gflops(d3, 'plain'):.0f}), {100 * share:.0f}% of the fp32 peak; "
+        "the goal is 75%: " + goal_status(share >= 0.75)
+        + " Its matrix products are large enough to run near the peak; what a step adds is memory traffic: tanh,"
+        " dropout, the loss and the optimizer update (about 12 bytes read and written per parameter)"
+        + (", and, with glibc's default settings (`--no-keep-freed-memory`), fresh memory for the gradients on every"
+           " step (next paragraph)." if no_keep_freed_memory else ".")
+        + " E-GEX's layers are narrower (its 1,024 x 9,520 output layer holds most of its parameters)."
+    )
+
+
+def allocator_finding(allocator: dict | None, d3: dict | None, peaks: dict) -> str | None:
+    """The *allocator* paragraph: D-GEX 3,000 x 3's steps/s in the two fresh processes, glibc's default malloc
+    settings against freed memory kept, and the gain; None without the allocator check."""
+    if not allocator:
+        return None
+
+    def fmt(mode, precision):
+        v = allocator[mode][precision]
+        return f"ours {v['ours']:.2f} / plain {v['plain']:.2f}"
+
+    gain = {p: allocator["retain"][p]["plain"] / allocator["default"][p]["plain"] for p in ("32-true", "bf16-mixed")}
+    retained = 6 * d3["params"] * d3["batch"] * allocator["retain"]["32-true"]["ours"] / 1e9 if d3 else None
+    return (
+        "**The allocator.** With glibc's default settings malloc serves blocks above its mmap threshold (at most"
+        " 32 MiB) with fresh `mmap`s and returns them to the OS when freed; the gradients (freed every step by"
+        " `zero_grad(set_to_none=True)`), bf16 copies of the weights under autocast and large activations are such"
+        " blocks, so every step page-faults and zeroes hundreds of MiB again. `src.train` therefore keeps freed"
+        " memory in the process after loading the data (`keep_freed_memory: true`, `src/utils/allocator.py`:"
+        " `mallopt(M_MMAP_MAX, 0)`, `mallopt(M_TRIM_THRESHOLD, 2 GiB)`), and so does *ours* here (and, as the"
+        " setting is process-wide, *plain*). In two fresh processes, D-GEX 3,000 x 3 steps/s with"
+        f" `keep_freed_memory=false`: fp32 {fmt('default', '32-true')}, bf16 {fmt('default', 'bf16-mixed')}; with"
+        f" `true`: fp32 {fmt('retain', '32-true')}, bf16 {fmt('retain', 'bf16-mixed')}, i.e."
+        f" {gain['32-true']:.2f}x (fp32) and {gain['bf16-mixed']:.2f}x (bf16) for the plain loop"
+        + (f", and {retained:.0f} GFLOP/s = {100 * retained / peaks['fp32']:.0f}% of the fp32 peak for ours." if retained else ".")
+        + " With the default settings the step times also vary far more from step to step. The price: memory freed"
+        " during training goes back to the OS only when the process ends."
+    )
+
+
+def bf16_finding(rows: list[dict]) -> str | None:
+    """The *bf16* paragraph: each model's bf16 speed-up over fp32, ours and plain; None without bf16 rows."""
     fp32 = [r for r in rows if r["precision"] == "32-true"]
     bf16 = {r["model"]: r for r in rows if r["precision"].startswith("bf16")}
-    findings = []
-    if rows:
-        # The ratio goal is for the real models; the tiny model's step is almost all overhead (it measures
-        # the fixed cost per step instead).
-        goal = [r for r in rows if r["model"] not in NOT_COMPARABLE]
-        worst = min(goal, key=lambda r: r["ours"] / r["plain"]) if goal else None
-        findings.append(
-            "**Ours against plain.** Our training path runs at "
-            + ", ".join(f"{r['ours'] / r['plain']:.2f} ({r['label']}, {r['precision']})" for r in rows)
-            + " times the plain loop's speed; the goal is at least 0.95 in fp32 and bf16 for every model (the tiny"
-            " model aside): "
-            + ("met." if worst is None or worst["ours"] / worst["plain"] >= 0.95
-               else f"not met (worst {worst['ours'] / worst['plain']:.3f}, {worst['label']}, {worst['precision']}).")
-            + " Both paths share the process, the threads, the allocator settings and the data tensors, and"
-            " alternate, so machine load hits them alike. Ours / plain within each round (adjacent runs), which shows"
-            " how far this machine's round-to-round noise reaches: "
-            + "; ".join(f"{r['label']}, {r['precision']}: "
-                        + ", ".join(f"{o / q:.2f}" for o, q in zip(r["ours_rounds"], r["plain_rounds"])) for r in rows)
-            + "."
-        )
-    tiny = [r for r in rows if r["model"] == "tiny"]
-    if tiny:
-        findings.append(
-            "**The fixed cost per step.** What ours spends per step beyond plain where the step itself is negligible"
-            " (the tiny model): "
-            + ", ".join(f"{r['extra_ms']:+.2f} ms wall, {r['extra_cpu_ms']:+.2f} ms CPU ({r['precision']})" for r in tiny)
-            + "; the goal is under 1 ms. What remains is Lightning's loop (about a dozen LightningModule hooks and six"
-            " callback hooks per step, the optimizer closure, the data fetcher) and `ExpressionModel.accumulate_train`'s"
-            " sums on the device (the epoch's loss, and the absolute error on an eighth of each batch, for `train/loss` and `train/mae`). Nothing"
-            " is read back from the device in a step except every `trainer.log_every_n_steps` steps (50 by default),"
-            " when `train/loss_step` is logged; the progress bar then shows a host value and never waits for the"
-            " device. CPU time is the process's (all threads) over the same steps: on a shared machine the wall time"
-            " of both paths stretches with the load, their CPU time hardly does."
-        )
-    d3 = next((r for r in fp32 if r["model"] == "dgex3000"), None)
-    if d3:
-        share = gflops(d3, "ours") / peaks["fp32"]
-        findings.append(
-            f"**Against the hardware.** The fp32 `torch.mm` peak (4096 x 4096, best of 5, start and end of the run) is "
-            f"{peaks['fp32']:.0f} GFLOP/s and the bf16 peak {peaks['bf16']:.0f} GFLOP/s. D-GEX 3,000 x 3 trains at "
-            f"{gflops(d3, 'ours'):.0f} GFLOP/s (plain {gflops(d3, 'plain'):.0f}), {100 * share:.0f}% of the fp32 peak; "
-            "the goal is 75%: " + ("met." if share >= 0.75 else "not met.")
-            + " Its matrix products are large enough to run near the peak; what a step adds is memory traffic: tanh,"
-            " dropout, the loss and the optimizer update (about 12 bytes read and written per parameter)"
-            + (", and, with glibc's default settings (`--no-keep-freed-memory`), fresh memory for the gradients on every"
-               " step (next paragraph)." if args.no_keep_freed_memory else ".")
-            + " E-GEX's layers are narrower (its 1,024 x 9,520 output layer holds most of its parameters)."
-        )
-    if allocator:
-        def fmt(mode, precision):
-            v = allocator[mode][precision]
-            return f"ours {v['ours']:.2f} / plain {v['plain']:.2f}"
+    if not bf16:
+        return None
+    parts = []
+    for m, r in bf16.items():
+        base = next((x for x in fp32 if x["model"] == m), None)
+        if base:
+            parts.append(f"{MODELS[m][0]}: ours {r['ours'] / base['ours']:.2f}x, plain {r['plain'] / base['plain']:.2f}x "
+                         f"(ours / plain {r['ours'] / r['plain']:.2f})")
+    return (
+        "**bf16.** `trainer.precision=bf16-mixed` (Lightning's autocast) against `torch.autocast(bfloat16)` in the"
+        " plain loop, speed-up over fp32: " + "; ".join(parts) + ". Weights, gradients and optimizer state stay fp32"
+        " in both (mixed precision), so the optimizer update does not get faster, and autocast makes a bf16 copy of"
+        " every weight matrix in every step: bf16 gains far less than the ratio of the matmul peaks."
+    )
 
-        gain = {p: allocator["retain"][p]["plain"] / allocator["default"][p]["plain"] for p in ("32-true", "bf16-mixed")}
-        retained = 6 * d3["params"] * d3["batch"] * allocator["retain"]["32-true"]["ours"] / 1e9 if d3 else None
-        findings.append(
-            "**The allocator.** With glibc's default settings malloc serves blocks above its mmap threshold (at most"
-            " 32 MiB) with fresh `mmap`s and returns them to the OS when freed; the gradients (freed every step by"
-            " `zero_grad(set_to_none=True)`), bf16 copies of the weights under autocast and large activations are such"
-            " blocks, so every step page-faults and zeroes hundreds of MiB again. `src.train` therefore keeps freed"
-            " memory in the process after loading the data (`keep_freed_memory: true`, `src/utils/allocator.py`:"
-            " `mallopt(M_MMAP_MAX, 0)`, `mallopt(M_TRIM_THRESHOLD, 2 GiB)`), and so does *ours* here (and, as the"
-            " setting is process-wide, *plain*). In two fresh processes, D-GEX 3,000 x 3 steps/s with"
-            f" `keep_freed_memory=false`: fp32 {fmt('default', '32-true')}, bf16 {fmt('default', 'bf16-mixed')}; with"
-            f" `true`: fp32 {fmt('retain', '32-true')}, bf16 {fmt('retain', 'bf16-mixed')}, i.e."
-            f" {gain['32-true']:.2f}x (fp32) and {gain['bf16-mixed']:.2f}x (bf16) for the plain loop"
-            + (f", and {retained:.0f} GFLOP/s = {100 * retained / peaks['fp32']:.0f}% of the fp32 peak for ours." if retained else ".")
-            + " With the default settings the step times also vary far more from step to step. The price: memory freed"
-            " during training goes back to the OS only when the process ends."
-        )
-    if bf16:
-        parts = []
-        for m, r in bf16.items():
-            base = next((x for x in fp32 if x["model"] == m), None)
-            if base:
-                parts.append(f"{MODELS[m][0]}: ours {r['ours'] / base['ours']:.2f}x, plain {r['plain'] / base['plain']:.2f}x "
-                             f"(ours / plain {r['ours'] / r['plain']:.2f})")
-        findings.append(
-            "**bf16.** `trainer.precision=bf16-mixed` (Lightning's autocast) against `torch.autocast(bfloat16)` in the"
-            " plain loop, speed-up over fp32: " + "; ".join(parts) + ". Weights, gradients and optimizer state stay fp32"
-            " in both (mixed precision), so the optimizer update does not get faster, and autocast makes a bf16 copy of"
-            " every weight matrix in every step: bf16 gains far less than the ratio of the matmul peaks."
-        )
+
+def data_path_finding(rows: list[dict], data: dict) -> str | None:
+    """The *Data path* paragraph: the DataLoader's samples/s alone against what the largest model consumes,
+    against the 20 times goal; None without rows."""
+    fp32 = [r for r in rows if r["precision"] == "32-true"]
     largest = max(fp32 or rows, key=lambda r: r["params"]) if rows else None
-    if largest:
-        model_sps = largest["ours"] * largest["batch"]
-        findings.append(
-            f"**Data path.** The training DataLoader alone (index-cut batches of {largest['batch']} from the in-memory "
-            f"tensors, {data['samples_per_epoch']:,} samples per epoch, {data['epochs']} epochs) delivers "
-            f"{data['samples_per_s']:,.0f} samples/s, {data['samples_per_s'] / model_sps:,.0f} times what the largest "
-            f"model ({largest['label']}) consumes ({model_sps:,.0f} samples/s); the goal is 20 times: "
-            + ("met." if data["samples_per_s"] >= 20 * model_sps else "not met.")
-        )
+    if not largest:
+        return None
+    model_sps = largest["ours"] * largest["batch"]
+    return (
+        f"**Data path.** The training DataLoader alone (index-cut batches of {largest['batch']} from the in-memory "
+        f"tensors, {data['samples_per_epoch']:,} samples per epoch, {data['epochs']} epochs) delivers "
+        f"{data['samples_per_s']:,.0f} samples/s, {data['samples_per_s'] / model_sps:,.0f} times what the largest "
+        f"model ({largest['label']}) consumes ({model_sps:,.0f} samples/s); the goal is 20 times: "
+        + goal_status(data["samples_per_s"] >= 20 * model_sps)
+    )
+
+
+def epoch_gap_finding(rows: list[dict], data: dict) -> str | None:
+    """The *Between epochs* paragraph: the time between two epochs (left out of the step times) and its share
+    of an epoch, with D-GEX's learning-rate rule explained; None when no row timed it."""
     gap_rows = [r for r in rows if r["epoch_gap"] is not None]
-    if gap_rows:
-        steps_per_epoch = data["samples_per_epoch"] // rows[0]["batch"]
-        findings.append(
-            "**Between epochs** (not in the step times above; for D-GEX from one extra run with 2-batch epochs): "
-            + "; ".join(f"{r['label']}, {r['precision']}: {r['epoch_gap']:.2f} s, {100 * r['epoch_gap'] * r['ours'] / steps_per_epoch:.0f}%"
-                        f" on top of an epoch's {steps_per_epoch} steps" for r in gap_rows)
-            + (". For D-GEX this is the paper's learning-rate rule in `DGEX.on_train_epoch_end`: the MAE of 5,000 training"
-               " samples after every epoch, a forward pass over about half an epoch's samples (a forward pass is about a"
-               " third of a training step's work), so roughly a sixth more time per epoch on this data; on GEO-sized data"
-               " (88,807 training samples) the same 5,000 samples are a few percent."
-               if any(r["model"].startswith("dgex") for r in gap_rows) else ".")
-        )
+    if not gap_rows:
+        return None
+    steps_per_epoch = data["samples_per_epoch"] // rows[0]["batch"]
+    return (
+        "**Between epochs** (not in the step times above; for D-GEX from one extra run with 2-batch epochs): "
+        + "; ".join(f"{r['label']}, {r['precision']}: {r['epoch_gap']:.2f} s, {100 * r['epoch_gap'] * r['ours'] / steps_per_epoch:.0f}%"
+                    f" on top of an epoch's {steps_per_epoch} steps" for r in gap_rows)
+        + (". For D-GEX this is the paper's learning-rate rule in `DGEX.on_train_epoch_end`: the MAE of 5,000 training"
+           " samples after every epoch, a forward pass over about half an epoch's samples (a forward pass is about a"
+           " third of a training step's work), so roughly a sixth more time per epoch on this data; on GEO-sized data"
+           " (88,807 training samples) the same 5,000 samples are a few percent."
+           if any(r["model"].startswith("dgex") for r in gap_rows) else ".")
+    )
+
+
+def findings(rows: list[dict], peaks: dict, data: dict, allocator: dict | None, args) -> list[str]:
+    """The paragraphs under the table, in order, each only where its measurements were taken."""
+    d3 = next((r for r in rows if r["precision"] == "32-true" and r["model"] == "dgex3000"), None)
+    paragraphs = [
+        ratio_finding(rows),
+        fixed_cost_finding(rows),
+        hardware_finding(d3, peaks, args.no_keep_freed_memory),
+        allocator_finding(allocator, d3, peaks),
+        bf16_finding(rows),
+        data_path_finding(rows, data),
+        epoch_gap_finding(rows, data),
+    ]
+    return [p for p in paragraphs if p is not None]
+
+
+def section_heading(args) -> str:
+    """The section's markdown heading; a run in a section of its own (``--section``) names its models."""
+    if args.section == "train-throughput":
+        return "## Training throughput: ours against a plain PyTorch loop (`bench/train_throughput.py`)"
+    return (f"## Training throughput, {', '.join(MODELS[m][0] for m in args.models)} "
+            f"(`bench/train_throughput.py --models {' '.join(args.models)}`)")
+
+
+def settings_paragraph(data: dict, args, elapsed: float) -> str:
+    """The *Settings* paragraph: data, batch, warm-up and timed steps, rounds, malloc setting, data overrides,
+    total time, and what *ours* and *plain* are."""
     steps = args.steps or "per model " + ", ".join(f"{k} {v}" for k, v in DEFAULT_STEPS.items() if k in args.models)
-    mode = ("**Quick mode** (`--quick`): a check that the benchmark runs, too few steps for reliable numbers.\n\n"
-            if args.quick else "")
-    heading = "## Training throughput: ours against a plain PyTorch loop (`bench/train_throughput.py`)"
-    if args.section != "train-throughput":  # a run of some models only, in a section of its own
-        heading = (f"## Training throughput, {', '.join(MODELS[m][0] for m in args.models)} "
-                   f"(`bench/train_throughput.py --models {' '.join(args.models)}`)")
-    return "\n".join([
-        heading,
-        "",
-        mode + f"Machine: {machine()}; {torch.get_num_threads()} torch threads, device {device()}.",
-        "",
+    return (
         f"Settings: default synthetic data ({data['samples_per_epoch']:,} training samples, 943 landmarks, 9,520 targets; "
         "the tiny model its first 300 targets), batch 200, "
         f"an untimed warm-up run, then per measurement {args.warmup} warm-up steps and {steps} timed steps, ours "
@@ -459,11 +530,23 @@ def report(rows: list[dict], peaks: dict, data: dict, allocator: dict | None, ar
         "the same seed, the same training tensors cut by index, the same loss, optimizer and parameter groups "
         "(D-GEX: SGD momentum 0.5, per-layer rates; E-GEX: fused Adam; GGAN: its discriminator's step, then its "
         "generator's), nothing else. GFLOP/s = 6 x parameters x samples/s (GGAN: both networks' parameters, a "
-        "lower bound, since its generator also runs a second forward pass for the consistency term).",
+        "lower bound, since its generator also runs a second forward pass for the consistency term)."
+    )
+
+
+def report(rows: list[dict], peaks: dict, data: dict, allocator: dict | None, args, elapsed: float) -> str:
+    """The markdown of the ``train-throughput`` section (or ``--section``'s): heading, machine, settings, the
+    results table and the findings."""
+    return "\n".join([
+        section_heading(args),
         "",
-        *table,
+        machine_paragraph(args.quick, f"{torch.get_num_threads()} torch threads, device {device()}"),
         "",
-        *[p + "\n" for p in findings],
+        settings_paragraph(data, args, elapsed),
+        "",
+        *results_table(rows, peaks),
+        "",
+        *[p + "\n" for p in findings(rows, peaks, data, allocator, args)],
     ])
 
 
