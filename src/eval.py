@@ -45,7 +45,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         for run in (trainer.validate, trainer.test):
             for result in run(model, datamodule=datamodule, verbose=False):
                 metrics.update(scalar_metrics(result))
-    metrics.update(trust_metrics(predictor, datamodule, cfg.get("interval", 0.9), cfg.get("landmark_panel")))
+    metrics.update(trust_metrics(predictor, datamodule, cfg.get("interval", 0.9), cfg.get("landmark_panel"),
+                                 cfg.get("calibrate_with"), cfg.get("adjust", "none")))
     if cfg.get("data_name"):
         model.names["data"] = str(cfg.data_name)
     if trainer.is_global_zero:

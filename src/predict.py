@@ -29,7 +29,8 @@ def predict(cfg: DictConfig) -> list[Path]:
         reader_options=dict(cfg.get("reader_options") or {}), id_field=cfg.get("id_field"),
         sample_annotations=cfg.get("sample_annotations"), interval=cfg.interval, interval_kind=cfg.interval_kind,
         genes=cfg.genes, missing_landmarks=cfg.missing_landmarks, log2=cfg.log2,
-        quantile_normalize=cfg.quantile_normalize, id_type=cfg.id_type,
+        quantile_normalize=cfg.quantile_normalize, id_type=cfg.id_type, calibrate_with=cfg.get("calibrate_with"),
+        adjust=cfg.get("adjust", "none"), interval_shift=cfg.get("interval_shift", "none"),
     )
 
 

@@ -57,7 +57,7 @@ def test_round_trip_in_every_format(tmp_path, trained, suffix_in, suffix_out):
     options = ["+reader_options.orientation=features_in_rows"] if suffix_in == ".tsv" else []  # synthetic ids
     written = _predict(tmp_path, ckpt, source, tmp_path / f"out{suffix_out}", "block_size=7", "interval=0.9", *options)
     layers = ["", "_standardised", "_lower", "_upper", "_standardised_lower", "_standardised_upper"]
-    sidecars = ["out_genes.csv", "out_provenance.json"] if suffix_out == ".csv" else []
+    sidecars = ["out_genes.csv", "out_samples.csv", "out_provenance.json"] if suffix_out == ".csv" else []
     assert [p.name for p in written] == ([f"out{suffix_out}"] if suffix_out == ".h5ad" else
                                          [f"out{layer}{suffix_out}" for layer in layers] + sidecars)
     trust = load_model(ckpt).trust.reliability
@@ -66,7 +66,7 @@ def test_round_trip_in_every_format(tmp_path, trained, suffix_in, suffix_out):
         standardised, expression = adata.layers["standardised"], adata.X
         lower, upper = adata.layers["standardised_lower"], adata.layers["standardised_upper"]
         assert list(adata.obs_names) == samples and list(adata.var_names) == space.target_ids
-        genes_table = adata.var
+        genes_table, samples_table = adata.var, adata.obs
         assert adata.uns["model"] == "LinearRegression"
     else:
         options = {"orientation": "samples_in_rows"} if suffix_out == ".csv" else {}
@@ -79,8 +79,13 @@ def test_round_trip_in_every_format(tmp_path, trained, suffix_in, suffix_out):
 
             genes_table = pd.DataFrame(read_meta(written[0], "feature"))
             genes_table["reliable"] = genes_table["reliable"].astype(bool)
+            samples_table = pd.DataFrame(read_meta(written[0], "sample"))
         else:
-            genes_table = pd.read_csv(written[-2])
+            genes_table, samples_table = pd.read_csv(written[-3]), pd.read_csv(written[-2])
+    # Every profile's shift score travels too: these are the training cohort's own, so few are flagged.
+    assert {"shift_score", "shift_p", "shift_percentile", "unlike_training"} <= set(samples_table.columns)
+    p_values = samples_table["shift_p"].to_numpy(dtype=float)
+    assert ((0 < p_values) & (p_values <= 1)).all() and (p_values < 0.01).mean() <= 0.1
     # The calibration split's per-gene verdict travels with the predictions, in every format.
     np.testing.assert_array_equal(genes_table["reliable"].to_numpy(), trust.reliable)
     np.testing.assert_allclose(genes_table["heldout_mae"].to_numpy(), trust.heldout_mae, rtol=1e-5)

@@ -169,6 +169,20 @@ class Preprocessing:
         values = log2p1(targets) if log2 else targets
         return self.target_scaler.transform(values)
 
+    def transform_measured_targets(self, values: np.ndarray, log2: bool | None = None) -> np.ndarray:
+        """Measured target genes of new profiles (samples x targets, the file's scale; NaN where a gene was not
+        measured) -> the standardised scale the model predicts on: optional ``log2(x + 1)``, then, when the
+        training data were quantile-normalised, each profile's measured targets rank-mapped alone onto the
+        training reference at their share of ranks (as a landmark panel is), then the training standardisation."""
+        log2 = self.log2 if log2 is None else log2
+        values = log2p1(values) if log2 else np.array(values, dtype=np.float32)
+        if self.quantile_normalized:
+            measured = ~np.isnan(values).any(0)
+            block = np.ascontiguousarray(values[:, measured])
+            rank_map(block, panel_reference(self.reference, int(measured.sum())), out=block)
+            values[:, measured] = block
+        return self.target_scaler.transform(values)
+
     def inverse_targets(self, standardised: np.ndarray) -> np.ndarray:
         """Standardised predictions -> the training data's expression scale (after its log2, if any)."""
         return self.target_scaler.inverse(standardised)

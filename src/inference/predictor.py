@@ -43,6 +43,8 @@ from src.data.io.matrix import open_matrix
 from src.data.io.memory import MemoryReader
 from src.data.io.writers import MatrixWriter, check_outputs, to_anndata
 from src.data.transforms import check_values
+from src.inference import cohort as cohorts
+from src.models.recalibration import ADJUSTMENTS
 from src.models.loading import load_model
 
 log = logging.getLogger(__name__)
@@ -74,6 +76,10 @@ class Plan:
     adaptive: bool = True
     annotations: dict = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
+    shift: object | None = None  # the shift test (src.models.shift.ShiftTest) for this panel
+    adjustment: object | None = None  # a per-gene correction for the new cohort (calibrate_with, adjust=)
+    interval_shift: str = "none"
+    alpha: float | None = None
 
     @property
     def present(self) -> np.ndarray | None:
@@ -100,6 +106,10 @@ class Predictor:
         ("log2", one_of("auto", True, False), "auto, true or false", "auto"),
         ("quantile_normalize", one_of("auto", True, False), "auto, true or false", "auto"),
         ("id_type", one_of("auto", "probe", "ensembl", "symbol"), "auto, probe, ensembl or symbol", "auto"),
+        ("calibrate_with", optional(lambda v: isinstance(v, str) and v != ""),
+         "null or a file of profiles of the new cohort with their targets measured", "measured.csv"),
+        ("adjust", one_of(*ADJUSTMENTS), " or ".join(ADJUSTMENTS) + " (with calibrate_with)", "location_scale"),
+        ("interval_shift", one_of("none", "weighted"), "none or weighted", "weighted"),
     )
 
     def __init__(self, model, checkpoint: str | os.PathLike | None = None, device: str | torch.device = "auto"):
@@ -163,14 +173,16 @@ class Predictor:
         self.check_options(**options)
         reader = MemoryReader(data, name)
         plan = self.plan(reader, **options)
+        shift = self.scan(reader, plan, block_size)
         target_ids = [g for g, k in zip(self.target_ids, plan.keep) if k]
         n = len(reader.sample_ids)
         out = {name: np.empty((n, len(target_ids)), dtype=np.float32) for name in plan.layers}
         for rows, values in self.blocks(reader, plan, block_size):
             for layer, block in values.items():
                 out[layer][rows] = block
+        samples = {**reader.sample_annotations(), **(shift.columns() if shift is not None else {})}
         return to_anndata(reader.sample_ids, target_ids, out, feature_annotations=plan.annotations,
-                          sample_annotations=reader.sample_annotations() or None, uns=plan.provenance, where=name)
+                          sample_annotations=samples or None, uns=plan.provenance, where=name)
 
     def predict_file(
         self, input: str | os.PathLike, output: str | os.PathLike, *, overwrite: bool = False, block_size: int = 4096,
@@ -185,8 +197,11 @@ class Predictor:
         ``options``: see :meth:`plan`."""
         self.check_options(**options)
         layers = self._layers(options.get("interval"))
-        annotated = self.model.trust is not None or bool(self.preprocessing.target_symbols)
-        check_outputs(MatrixWriter.planned_paths(output, layers, feature_annotations=annotated, uns=True),
+        trust = self.model.trust
+        annotated = trust is not None or bool(self.preprocessing.target_symbols)
+        scanned = trust is not None and trust.shift is not None
+        check_outputs(MatrixWriter.planned_paths(output, layers, feature_annotations=annotated, uns=True,
+                                                 sample_annotations=scanned or None),
                       inputs=[input], overwrite=overwrite)
         reader_options = dict(reader_options or {})
         if id_field:  # CMap/LINCS GCTX: feature ids from a row-metadata field
@@ -194,7 +209,8 @@ class Predictor:
         # The model's own gene ids and symbols tell a table's orientation (e.g. a samples x symbols CSV).
         reader = open_matrix(input, input_format, options_key="reader_options",
                              known_features=self.landmark_map.known_ids, **reader_options)
-        plan = self.plan(reader, **options)
+        plan = self.plan(reader, reader_options=reader_options, **options)
+        shift = self.scan(reader, plan, block_size)
         # The input's sample annotations (obs of an h5ad, column metadata of a GCTX, a design file) travel with
         # the predictions into formats that hold them (h5ad obs, GCTX column metadata; CSV outputs carry none).
         holds = output_format(output) in ("h5ad", "gctx")
@@ -202,6 +218,8 @@ class Predictor:
         if holds and sample_annotations:
             design = read_sample_annotations(sample_annotations, [str(s) for s in reader.sample_ids], key="sample_annotations")
             samples.update({str(c): design[c].to_numpy(dtype=object) for c in design.columns})
+        if shift is not None:  # ours: in every format (a samples sidecar beside a table)
+            samples.update(shift.columns())
         target_ids = [g for g, k in zip(self.target_ids, plan.keep) if k]
         with MatrixWriter(output, reader.sample_ids, target_ids, plan.layers, feature_annotations=plan.annotations,
                           sample_annotations=samples or None, uns=plan.provenance) as writer:
@@ -214,7 +232,8 @@ class Predictor:
     def plan(
         self, reader: MatrixReader, *, interval: float | None = None, interval_kind: str = "adaptive",
         genes: str = "all", missing_landmarks: str = "error", log2: str | bool = "auto",
-        quantile_normalize: str | bool = "auto", id_type: str = "auto",
+        quantile_normalize: str | bool = "auto", id_type: str = "auto", calibrate_with=None, adjust: str = "none",
+        interval_shift: str = "none", reader_options: dict | None = None,
     ) -> Plan:
         """Decide, before the first block, how ``reader``'s profiles are predicted.
 
@@ -228,10 +247,26 @@ class Predictor:
             log2: ``auto`` (as the training data), or whether to take ``log2(x + 1)`` of the input.
             quantile_normalize: ``auto`` (as the training data), or False to skip the rank mapping.
             id_type: what the input's feature ids are: ``auto``, ``probe``, ``ensembl`` or ``symbol``.
+            calibrate_with: profiles of the input's cohort with their targets measured (a file in any supported
+                format, an AnnData or a DataFrame): intervals and reliability calibrated again on them
+                (:mod:`src.models.recalibration`) instead of on the training cohort's held-out samples.
+            adjust: with ``calibrate_with``, a per-gene correction of the predictions for the new cohort:
+                ``none``, ``location`` or ``location_scale``.
+            interval_shift: ``weighted`` for intervals weighted by how much the calibration samples resemble
+                the input (covariate-shift conformal, :mod:`src.models.shift`), when no measured profiles exist.
+            reader_options: options of ``calibrate_with``'s reader (those of the input's, by default).
         """
         space, trust, source = self.preprocessing, self.model.trust, str(reader.path)
         self.check_options(interval=interval, interval_kind=interval_kind, genes=genes, missing_landmarks=missing_landmarks,
-                           log2=log2, quantile_normalize=quantile_normalize, id_type=id_type)
+                           log2=log2, quantile_normalize=quantile_normalize, id_type=id_type, adjust=adjust,
+                           interval_shift=interval_shift)
+        if adjust != "none" and calibrate_with is None:
+            raise InputError(f"adjust={adjust}: a correction for the new cohort is fitted on measured profiles; pass "
+                             "calibrate_with=FILE (profiles of the new cohort with their targets measured), or adjust=none")
+        if interval_shift == "weighted" and (calibrate_with is not None or not interval):
+            raise InputError("interval_shift=weighted: shift-weighted intervals are for predictions with interval= and "
+                             "no measured profiles; with calibrate_with=FILE the intervals are calibrated on those "
+                             "profiles instead; pass interval_shift=none")
         if len(reader.sample_ids) == 0:
             raise InputError(f"{source}: the file holds no samples; expected at least one landmark profile to predict from")
         self._check_orientation(reader)
@@ -251,7 +286,18 @@ class Predictor:
         if qn and not space.quantile_normalized:
             raise InputError(f"quantile_normalize=true: the training data of {self.where} were not quantile-normalised; "
                              "use quantile_normalize=auto")
-        reliability = trust.reliability_for(self.model, space, present) if trust is not None else None
+        alpha = 1 - float(interval) if interval else 0.1
+        cohort = None
+        if calibrate_with is not None:
+            if trust is None:
+                raise InputError(f"{self.where}: the checkpoint holds no calibration to start from; retrain with "
+                                 "data.calibration=0.1 (the default)")
+            draft = Plan(source=source, genes=matched, needed=needed, remap=remap, log2=use_log2, quantile_normalize=qn,
+                         keep=np.ones(len(space.target_ids), dtype=bool), layers=[])
+            cohort = cohorts.calibrate_on(self, calibrate_with, draft, alpha, adjust, reader_options)
+            reliability = cohort.reliability
+        else:
+            reliability = trust.reliability_for(self.model, space, present) if trust is not None else None
         keep = reliability.reliable if genes == "reliable" else np.ones(len(space.target_ids), dtype=bool)
         if not keep.any():
             raise InputError(f"genes=reliable: none of the {len(keep)} target genes of {self.where} is reliable for this panel")
@@ -261,12 +307,33 @@ class Predictor:
         if reliability is not None:
             annotations.update({"reliable": reliability.reliable[keep], "heldout_mae": reliability.heldout_mae[keep],
                                 "heldout_pearson": reliability.heldout_pearson[keep]})
+        intervals = None
+        if interval:
+            intervals = cohort.intervals if cohort is not None else trust.intervals(self.model, space, alpha, present)
+        provenance = self._provenance(matched, interval, interval_kind)
+        provenance["calibration"] = (cohort.describe() if cohort is not None else
+                                     "the training cohort's held-out calibration samples" if trust is not None else "none")
         return Plan(
             source=source, genes=matched, needed=needed, remap=remap, log2=use_log2, quantile_normalize=qn, keep=keep,
             layers=self._layers(interval), adaptive=interval_kind == "adaptive", annotations=annotations,
-            intervals=trust.intervals(self.model, space, 1 - float(interval), present) if interval else None,
-            provenance=self._provenance(matched, interval, interval_kind),
+            intervals=intervals, provenance=provenance, shift=cohorts.shift_test(self, present),
+            adjustment=cohort.adjustment if cohort is not None else None, interval_shift=interval_shift, alpha=alpha,
         )
+
+    def scan(self, reader: MatrixReader, plan: Plan, block_size: int = 4096) -> "cohorts.ShiftScan | None":
+        """Before predicting: score how unlike the training data each profile is (logged in one line and
+        written into the provenance), and with ``interval_shift=weighted`` weight the intervals by it."""
+        shift = cohorts.scan_shift(self, reader, plan, block_size)
+        if shift is None:
+            plan.provenance["shift"] = "not scored (the checkpoint predates shift scores)"
+            return None
+        summary = shift.summary()
+        (log.warning if "not calibrated" in summary else log.info)("%s: %s", plan.source, summary)
+        plan.provenance["shift"] = summary
+        if plan.interval_shift == "weighted":
+            plan.intervals = cohorts.weighted_intervals(self, plan, shift, plan.alpha)
+            plan.provenance["interval"] += "; weighted under covariate shift (Tibshirani et al. 2019)"
+        return shift
 
     def check_options(self, **options) -> None:
         """Refuse options of :meth:`plan` that cannot work, before any work: an unknown name, a value that is not
@@ -276,7 +343,13 @@ class Predictor:
         for name in options:
             if name not in known:
                 raise InputError(f"{name}: not an option of prediction; expected one of {', '.join(known)}")
-        check_settings(OmegaConf.create(options), self.config_checks)
+        given = options.get("calibrate_with")
+        if given is not None and not isinstance(given, (str, os.PathLike)) and not hasattr(given, "shape"):
+            raise InputError(f"calibrate_with: a {type(given).__name__}; expected a file, an AnnData or a DataFrame of "
+                             "profiles of the new cohort with their targets measured")
+        plain = {k: (str(v) if isinstance(v, os.PathLike) else v) for k, v in options.items()
+                 if k != "calibrate_with" or isinstance(v, (str, os.PathLike))}
+        check_settings(OmegaConf.create(plain), self.config_checks)
         if self.model.trust is None and (options.get("interval") or options.get("genes") == "reliable"):
             raise InputError(
                 f"{self.where}: the checkpoint holds no calibration, so no intervals or reliability calls; "
@@ -293,6 +366,8 @@ class Predictor:
                              plan.log2, "landmark")
                 x = space.transform_landmarks(block, plan.remap, log2=plan.log2, quantile_normalize=plan.quantile_normalize)
                 standardised = self.model(torch.from_numpy(x).to(self.device)).float().cpu().numpy()
+                if plan.adjustment is not None:
+                    standardised = plan.adjustment(standardised)
                 out = {"standardised": standardised, "expression": space.inverse_targets(standardised)}
                 if plan.intervals is not None:
                     half = plan.intervals.half_width(x, adaptive=plan.adaptive)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from src.models.shift import FLAG_P
 from src.models.trust import Intervals, Trust, coverage, predict_standardised
 
 def interval_metrics(model, intervals: Intervals, x: torch.Tensor, truth: torch.Tensor, scored: np.ndarray,
@@ -26,6 +27,16 @@ def interval_metrics(model, intervals: Intervals, x: torch.Tensor, truth: torch.
     return out
 
 
+def shift_flagged_fraction(trust, preprocessing, x) -> dict[str, float]:
+    """``test/shift_flagged_fraction``: the share of profiles ``x`` (standardised landmarks) whose shift p-value
+    against the calibration samples is below 0.01 (about 1% for profiles of the training cohort)."""
+    test = trust.shift_test(preprocessing) if trust is not None else None
+    if test is None or len(x) == 0:
+        return {}
+    _, p, _ = test.test(np.asarray(x))
+    return {"test/shift_flagged_fraction": float(np.mean(p < FLAG_P))}
+
+
 def calibrate_run(model, datamodule, level: float, checkpoint: str | None = None) -> dict[str, float]:
     """After testing: fit the model's :class:`Trust` on the data's validation and calibration splits, attach
     it to the model and to its best ``checkpoint`` (:meth:`~src.models.base.ExpressionModel.update_checkpoint`)
@@ -34,13 +45,15 @@ def calibrate_run(model, datamodule, level: float, checkpoint: str | None = None
     calibration = datamodule.splits.get("calibration")
     if calibration is None or len(calibration) == 0 or not model.predicts_from_landmarks:
         return {}
-    model.trust = Trust.fit(model, datamodule.split_data("val"), calibration, datamodule.raw("calibration"))
+    model.trust = Trust.fit(model, datamodule.split_data("val"), calibration, datamodule.raw("calibration"),
+                            train_landmarks=datamodule.split_data("train").deployed_landmarks)
     if checkpoint:
         model.update_checkpoint(checkpoint)
     intervals = model.trust.intervals(model, model.preprocessing, 1 - level)
     test = datamodule.split_data("test")
     scored = model.scored_genes.cpu().numpy()
     metrics = interval_metrics(model, intervals, test.deployed_landmarks, test.targets, scored)
+    metrics.update(shift_flagged_fraction(model.trust, model.preprocessing, test.deployed_landmarks))
     reliable = model.trust.reliability.reliable
     metrics["calibration/reliable_genes"] = float(reliable.sum())
     metrics["calibration/reliable_fraction"] = float(reliable.mean())

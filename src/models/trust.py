@@ -32,7 +32,9 @@ The **trust** of a model (:class:`Trust`), stored in its checkpoint (``extras["t
 - ``difficulty``: the per-sample difficulty model of the adaptive intervals, fitted on the validation split;
 - ``calibration``: the calibration samples (at most :data:`MAX_STORED` of them): landmarks as read and
   standardised truth (float16), so that intervals at any level, and reliability and intervals for any
-  landmark panel, are calibrated again when asked (``src.predict interval=0.8 missing_landmarks=impute``).
+  landmark panel, are calibrated again when asked (``src.predict interval=0.8 missing_landmarks=impute``);
+- ``shift``: the principal directions of the training landmarks that score how unlike the training data a
+  new profile is (:class:`~src.models.shift.ShiftModel`; tested against the calibration samples' own scores).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from scipy import stats
 
 from src.common.errors import InputError
 from src.data.batches import TensorBatches
+from src.models.shift import ShiftModel, ShiftTest
 
 NULL_PAIRS = 5  # random gene pairings drawn for the null distribution of correlations
 NULL_QUANTILE = 0.95
@@ -220,15 +223,18 @@ def predict_standardised(model, x: torch.Tensor | np.ndarray, chunk: int = 2048)
 
 
 class Trust:
-    """A model's reliability calls, difficulty model and stored calibration samples."""
+    """A model's reliability calls, difficulty model, stored calibration samples and shift model."""
 
-    def __init__(self, reliability: Reliability, difficulty: DifficultyModel, raw: np.ndarray, truth: np.ndarray):
-        self.reliability, self.difficulty = reliability, difficulty
+    def __init__(self, reliability: Reliability, difficulty: DifficultyModel, raw: np.ndarray, truth: np.ndarray,
+                 shift: ShiftModel | None = None):
+        self.reliability, self.difficulty, self.shift = reliability, difficulty, shift
         self.raw, self.truth = np.asarray(raw, np.float32), np.asarray(truth)
 
     @classmethod
-    def fit(cls, model, val: TensorBatches, calibration: TensorBatches, raw_calibration: np.ndarray, seed: int = 0) -> "Trust":
-        """Reliability on ``calibration``; the difficulty model on ``val`` (both through the deployed path)."""
+    def fit(cls, model, val: TensorBatches, calibration: TensorBatches, raw_calibration: np.ndarray, seed: int = 0,
+            train_landmarks: torch.Tensor | np.ndarray | None = None) -> "Trust":
+        """Reliability on ``calibration``; the difficulty model on ``val`` (both through the deployed path); the
+        shift model's directions on ``train_landmarks`` (standardised) and its variances on ``val``."""
         if len(calibration) == 0:
             raise InputError("no calibration samples (data.calibration=0): to measure reliability and intervals, train with "
                              "data.calibration=0.1 (the default)")
@@ -239,26 +245,43 @@ class Trust:
         truth = calibration.targets.numpy()
         reliability = Reliability.measure(pred, truth, seed)
         keep = slice(0, MAX_STORED)
-        return cls(reliability, difficulty, raw_calibration[keep], truth[keep].astype(np.float16))
+        shift = None
+        if train_landmarks is not None and len(train_landmarks) > 1 and len(x_val) > 0:
+            shift = ShiftModel.fit(np.asarray(train_landmarks), x_val.numpy())
+        return cls(reliability, difficulty, raw_calibration[keep], truth[keep].astype(np.float16), shift)
+
+    def calibration_landmarks(self, preprocessing, present: np.ndarray | None = None) -> np.ndarray:
+        """The stored calibration samples' landmarks through the deployed path (for the panel ``present``)."""
+        return preprocessing.transform_landmarks(self.raw, log2=False, present=present)
+
+    def shift_test(self, preprocessing, present: np.ndarray | None = None) -> ShiftTest | None:
+        """The shift score's test against the calibration samples (None for a checkpoint without a shift model)."""
+        if self.shift is None:
+            return None
+        return ShiftTest.against(self.shift, self.calibration_landmarks(preprocessing, present))
 
     def intervals(self, model, preprocessing, alpha: float, present: np.ndarray | None = None) -> Intervals:
         """Conformal intervals at level ``1 - alpha`` from the stored calibration samples, for ``present``
         landmarks (all by default)."""
-        x = preprocessing.transform_landmarks(self.raw, log2=False, present=present)
+        x = self.calibration_landmarks(preprocessing, present)
         return Intervals.calibrate(predict_standardised(model, x), self.truth.astype(np.float32), x, self.difficulty, alpha)
 
     def reliability_for(self, model, preprocessing, present: np.ndarray | None = None) -> Reliability:
         """Reliability calls for a landmark panel (the stored calls for the full panel)."""
         if present is None or bool(np.all(present)):
             return self.reliability
-        x = preprocessing.transform_landmarks(self.raw, log2=False, present=present)
+        x = self.calibration_landmarks(preprocessing, present)
         return Reliability.measure(predict_standardised(model, x), self.truth.astype(np.float32))
 
     def to_dict(self) -> dict:
-        return {"reliability": self.reliability.to_dict(), "difficulty": self.difficulty.to_dict(),
-                "calibration": {"raw": torch.from_numpy(self.raw), "truth": torch.from_numpy(self.truth)}}
+        out = {"reliability": self.reliability.to_dict(), "difficulty": self.difficulty.to_dict(),
+               "calibration": {"raw": torch.from_numpy(self.raw), "truth": torch.from_numpy(self.truth)}}
+        if self.shift is not None:
+            out["shift"] = self.shift.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> "Trust":
         return cls(Reliability.from_dict(d["reliability"]), DifficultyModel.from_dict(d["difficulty"]),
-                   d["calibration"]["raw"].numpy(), d["calibration"]["truth"].numpy())
+                   d["calibration"]["raw"].numpy(), d["calibration"]["truth"].numpy(),
+                   ShiftModel.from_dict(d["shift"]) if "shift" in d else None)

@@ -58,12 +58,12 @@ RUN_CHECKS = check_table(
     ("keep_freed_memory", one_of(True, False), "true or false", "true"),
     ("keep_last_checkpoint", one_of(True, False), "true or false", "false"),
 )
-EVAL_CHECKS = check_table(
+EVAL_CHECKS = (*check_table(
     ("seed", integer, "an integer", "12345"),
     ("interval", level, "a level in (0, 1)", "0.9"),
     ("landmark_panel", optional(lambda v: isinstance(v, str) and v != ""), "null or a file (one landmark id per line)",
      "panel.txt"),
-)
+), *(check for check in checks_of(Predictor, "") if check.key in ("calibrate_with", "adjust")))
 PREDICT_CHECKS = (*checks_of(Predictor, ""), *check_table(  # the engine's options, then the command's own
     ("block_size", positive_int, "a positive integer (samples per block)", "8192"),
     ("overwrite", one_of(True, False), "true or false", "true"),
