@@ -106,10 +106,13 @@ def measured_profiles(predictor, source, plan, reader_options: dict | None = Non
         raise InputError(f"{where}: {int(lacking.sum())} of the landmarks the input has are missing from the measured "
                          f"profiles (e.g. {', '.join(landmarks.missing(space.landmark_ids)[:3])}); expected the same "
                          "landmarks as the input, plus the target genes")
-    measured = match_genes(reader.feature_ids, [targets], "auto", where, allow_missing=True, candidates=("ensembl", "symbol"))
-    if not measured.present.any():
+    try:
+        measured = match_genes(reader.feature_ids, [targets], "auto", where, allow_missing=True,
+                               candidates=("ensembl", "symbol"))
+    except InputError:
         raise InputError(f"{where}: none of the model's {len(space.target_ids)} target genes is among the file's "
-                         f"features (e.g. {', '.join(space.target_ids[:3])}); expected profiles with their targets measured")
+                         f"features (e.g. {', '.join(space.target_ids[:3])}); expected profiles of the new cohort with "
+                         "their landmarks and their target genes measured") from None
     values = np.vstack([block for _, block in reader.blocks(np.arange(len(reader.feature_ids)), 65536)])
     x = space.transform_landmarks(landmarks.apply(values), log2=plan.log2, quantile_normalize=plan.quantile_normalize,
                                   present=panel)

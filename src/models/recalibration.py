@@ -87,6 +87,7 @@ class CohortCalibration:
     adjustment: Adjustment | None
     pooled: bool
     n_profiles: int
+    bias: float = 0.0  # mean over genes of |mean(truth - prediction)| on the measured profiles (standardised)
 
     @classmethod
     def fit(cls, pred: np.ndarray, truth: np.ndarray, x: np.ndarray, difficulty: DifficultyModel, alpha: float,
@@ -124,7 +125,8 @@ class CohortCalibration:
         adjusted = adjustment(pred) if adjustment is not None else pred
         reliability = Reliability.measure(np.where(measured, adjusted, 0.0), np.where(measured, truth, 0.0), seed)
         reliability.reliable &= measured
-        return cls(intervals, reliability, adjustment, pooled, n)
+        bias = float(np.mean(np.abs((truth[:, measured] - pred[:, measured]).mean(0))))
+        return cls(intervals, reliability, adjustment, pooled, n, bias)
 
     def describe(self) -> str:
         """One line for the log and the provenance."""
@@ -132,6 +134,9 @@ class CohortCalibration:
                else "per gene")
         text = (f"recalibrated on {self.n_profiles} measured profiles of the new cohort: intervals {how}, "
                 f"{int(self.reliability.reliable.sum())} genes reliable")
+        if self.adjustment is None and self.bias > 0.5:
+            text += (f"; the predictions are off by {self.bias:.2f} sd per gene on average for this cohort (another "
+                     "platform or scale?): adjust=location_scale corrects that and narrows the intervals")
         if not self.intervals.guaranteed:
             text += (f"; fewer than {minimum_profiles(self.intervals.alpha)} profiles: no conformal guarantee at "
                      f"level {1 - self.intervals.alpha:g}")

@@ -26,7 +26,7 @@ score unchanged: only measured profiles of the new cohort (``calibrate_with=``) 
 **Shift-weighted intervals** (weighted split conformal under covariate shift: Tibshirani, Barber, Candès
 & Ramdas, NeurIPS 2019): each calibration score is weighted by an estimated likelihood ratio
 ``w(x) = dP_input / dP_training`` (a logistic regression telling calibration from input profiles by their
-principal coordinates and residual), and a profile's interval is the weighted ``1 - alpha`` quantile of the
+shift score's two terms, along and off the principal directions), and a profile's interval is the weighted ``1 - alpha`` quantile of the
 calibration scores with the profile's own weight on an infinite score. Where the input resembles the
 calibration profiles the intervals are the usual ones; where no calibration profile resembles it, they
 widen, up to unbounded (``inf``) when the classifier separates the two completely: an honest "we do not
@@ -81,15 +81,21 @@ class ShiftModel:
         residual = np.maximum((centred**2).sum(1) - (z**2).sum(1), 0.0)
         return z, residual
 
-    def features(self, x: np.ndarray) -> np.ndarray:
-        """Whitened coordinates and the log of the scaled residual: what the weighting classifier sees."""
+    def parts(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The score's two terms per profile: along the principal directions and off them."""
         z, residual = self._project(x)
-        return np.column_stack([z / np.sqrt(self.variances), np.log1p(residual / self.residual_variance)])
+        return (z**2 / self.variances).sum(1), residual / self.residual_variance
+
+    def features(self, x: np.ndarray) -> np.ndarray:
+        """What the weighting classifier sees: the log of the score's two terms (two features, so that a few
+        dozen profiles fit it without separating a cohort from itself by chance)."""
+        along, off = self.parts(x)
+        return np.column_stack([np.log1p(along), np.log1p(off)])
 
     def score(self, x: np.ndarray) -> np.ndarray:
         """The shift score of each profile of ``x`` (samples x landmarks, standardised)."""
-        z, residual = self._project(x)
-        return ((z**2 / self.variances).sum(1) + residual / self.residual_variance).astype(np.float64)
+        along, off = self.parts(x)
+        return (along + off).astype(np.float64)
 
     def to_dict(self) -> dict:
         return {"mean": torch.from_numpy(self.mean), "components": torch.from_numpy(self.components),
