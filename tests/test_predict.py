@@ -131,6 +131,41 @@ def test_a_failed_prediction_leaves_an_earlier_output_intact(tmp_path, trained):
     assert out.read_bytes() == before and not list(tmp_path.glob(".out*"))
 
 
+HOLDER = """
+import sys, time
+from src.common.atomic import claimed
+with claimed(sys.argv[1]):
+    print("held", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_a_second_writer_of_one_output_is_refused_before_any_work_and_a_dead_writers_claim_is_taken(tmp_path, trained):
+    """Two predicts into one new output, both with overwrite=false: the one that starts second is refused at
+    once (it would otherwise replace the first one's complete output when it finished); once the first
+    writer is gone (here killed: its claim is stale), the output can be written."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    ckpt, landmarks, samples, space, _ = trained
+    source = _write_input(tmp_path / "in.gctx", landmarks, samples, list(space.landmark_ids))
+    out = tmp_path / "conc.csv"
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(out)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(FileExistsError, match=rf"output={out} is being written by process {holder.pid} on "):
+            _predict(tmp_path, ckpt, source, out)
+        assert not list(tmp_path.glob("conc*"))  # refused before any work
+    finally:
+        holder.kill()
+        holder.wait()
+    assert (tmp_path / ".conc.csv.claim").exists()  # left by the killed writer
+    written = _predict(tmp_path, ckpt, source, out)
+    assert written[0] == out and out.exists() and not (tmp_path / ".conc.csv.claim").exists()
+
+
 @pytest.fixture(scope="module")
 def geo_ridge(tmp_path_factory, gpl96):
     """Ridge (lr_l2) trained on the real GPL96 file with D-GEX's GEO preprocessing, all 9,520 targets."""

@@ -161,3 +161,62 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             raise unwritable(path, err, "rename") from err
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def claim_path(path: Path) -> Path:
+    """The marker that says a writer is producing ``path``: ``.<name>.claim`` in the same folder."""
+    return path.with_name(f".{path.name}.claim")
+
+
+@contextmanager
+def claimed(path: str | os.PathLike, key: str = "output") -> Iterator[Path]:
+    """Hold ``path`` for this process while the block runs, so that a second writer of the same output is
+    refused at its start instead of silently replacing the first one's complete result when it finishes.
+
+    The claim is a marker file created exclusively (``O_EXCL``) next to ``path``, holding this host and PID;
+    it is removed when the block ends. A marker whose writer is gone (a killed process of this host) is
+    stale: it is removed and the claim taken. A live one (or one of another host, which cannot be asked)
+    raises :class:`FileExistsError` naming the output, the writer and what to do.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise unwritable(path, err, "folder") from err
+    marker = claim_path(path)
+    for _ in range(2):
+        try:
+            fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            break
+        except FileExistsError:
+            holder = _holder(marker)
+            if holder is not None and holder[0] == _host() and not _running(holder[1]):
+                log.warning("Removed the claim on %s of a writer that no longer runs (PID %d)", path, holder[1])
+                marker.unlink(missing_ok=True)
+                continue
+            who = f"process {holder[1]} on {holder[0]}" if holder else "another process"
+            raise FileExistsError(
+                f"{key}={path} is being written by {who} (claimed in {marker.name}); wait for it to finish, or "
+                f"choose another {key} (if no such process runs, delete {marker})"
+            ) from None
+        except OSError as err:
+            raise unwritable(path, err, "create") from err
+    else:  # pragma: no cover - a stale claim re-created between our removal and retry
+        raise FileExistsError(f"{key}={path} is being written by another process; choose another {key}")
+    try:
+        os.write(fd, f"{_host()} {os.getpid()}\n".encode())
+    finally:
+        os.close(fd)
+    try:
+        yield marker
+    finally:
+        marker.unlink(missing_ok=True)
+
+
+def _holder(marker: Path) -> tuple[str, int] | None:
+    """``(host, pid)`` written in a claim marker, or None if it cannot be read."""
+    try:
+        host, pid = marker.read_text().split()
+        return host, int(pid)
+    except (OSError, ValueError):
+        return None

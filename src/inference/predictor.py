@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
+from src.common.atomic import claimed
 from src.common.config_checks import check_settings, check_table, level, one_of, optional
 from src.common.errors import InputError
 from src.common.progress import progress_bar
@@ -203,31 +204,32 @@ class Predictor:
         check_outputs(MatrixWriter.planned_paths(output, layers, feature_annotations=annotated, uns=True,
                                                  sample_annotations=scanned or None),
                       inputs=[input], overwrite=overwrite)
-        reader_options = dict(reader_options or {})
-        if id_field:  # CMap/LINCS GCTX: feature ids from a row-metadata field
-            reader_options["id_field"] = id_field
-        # The model's own gene ids and symbols tell a table's orientation (e.g. a samples x symbols CSV).
-        reader = open_matrix(input, input_format, options_key="reader_options",
-                             known_features=self.landmark_map.known_ids, **reader_options)
-        plan = self.plan(reader, reader_options=reader_options, **options)
-        shift = self.scan(reader, plan, block_size)
-        # The input's sample annotations (obs of an h5ad, column metadata of a GCTX, a design file) travel with
-        # the predictions into formats that hold them (h5ad obs, GCTX column metadata; CSV outputs carry none).
-        holds = output_format(output) in ("h5ad", "gctx")
-        samples = dict(reader.sample_annotations()) if holds and hasattr(reader, "sample_annotations") else {}
-        if holds and sample_annotations:
-            design = read_sample_annotations(sample_annotations, [str(s) for s in reader.sample_ids], key="sample_annotations")
-            samples.update({str(c): design[c].to_numpy(dtype=object) for c in design.columns})
-        if shift is not None:  # ours: in every format (a samples sidecar beside a table)
-            samples.update(shift.columns())
-        target_ids = [g for g, k in zip(self.target_ids, plan.keep) if k]
-        with MatrixWriter(output, reader.sample_ids, target_ids, plan.layers, feature_annotations=plan.annotations,
-                          sample_annotations=samples or None, uns=plan.provenance) as writer:
-            for _, values in self.blocks(reader, plan, block_size):
-                writer.write(values)
-        log.info("Predicted %d targets for %d samples: %s", len(target_ids), len(reader.sample_ids),
-                 ", ".join(map(str, writer.paths)))
-        return writer.paths
+        with claimed(output):  # a second writer of this output is refused now, not overwritten later
+            reader_options = dict(reader_options or {})
+            if id_field:  # CMap/LINCS GCTX: feature ids from a row-metadata field
+                reader_options["id_field"] = id_field
+            # The model's own gene ids and symbols tell a table's orientation (e.g. a samples x symbols CSV).
+            reader = open_matrix(input, input_format, options_key="reader_options",
+                                 known_features=self.landmark_map.known_ids, **reader_options)
+            plan = self.plan(reader, reader_options=reader_options, **options)
+            shift = self.scan(reader, plan, block_size)
+            # The input's sample annotations (obs of an h5ad, column metadata of a GCTX, a design file) travel with
+            # the predictions into formats that hold them (h5ad obs, GCTX column metadata; CSV outputs carry none).
+            holds = output_format(output) in ("h5ad", "gctx")
+            samples = dict(reader.sample_annotations()) if holds and hasattr(reader, "sample_annotations") else {}
+            if holds and sample_annotations:
+                design = read_sample_annotations(sample_annotations, [str(s) for s in reader.sample_ids], key="sample_annotations")
+                samples.update({str(c): design[c].to_numpy(dtype=object) for c in design.columns})
+            if shift is not None:  # ours: in every format (a samples sidecar beside a table)
+                samples.update(shift.columns())
+            target_ids = [g for g, k in zip(self.target_ids, plan.keep) if k]
+            with MatrixWriter(output, reader.sample_ids, target_ids, plan.layers, feature_annotations=plan.annotations,
+                              sample_annotations=samples or None, uns=plan.provenance) as writer:
+                for _, values in self.blocks(reader, plan, block_size):
+                    writer.write(values)
+            log.info("Predicted %d targets for %d samples: %s", len(target_ids), len(reader.sample_ids),
+                     ", ".join(map(str, writer.paths)))
+            return writer.paths
 
     def plan(
         self, reader: MatrixReader, *, interval: float | None = None, interval_kind: str = "adaptive",
