@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from src.common.errors import InputError
+from src.data.io.text import read_text
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def read_gene_map(path: str | Path) -> GeneMap:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: gene map not found (expected D-GEX's map_lm.txt / map_tg.txt format)")
     symbols, ensembl, probes = [], [], []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         fields = line.rstrip("\n").split("\t")
@@ -287,7 +288,7 @@ def read_panel(path: str | Path) -> list[str]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: panel file not found (expected one gene or probe id per line)")
     ids: dict[str, None] = {}
-    for line in path.read_text(encoding="utf-8-sig").splitlines():
+    for line in read_text(path).splitlines():
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue

@@ -42,6 +42,7 @@ import numpy as np
 
 from src.common.atomic import atomic_path
 from src.common.errors import InputError
+from src.data.io.text import read_text
 
 log = logging.getLogger(__name__)
 
@@ -108,17 +109,16 @@ def read_graph(path: str | Path, ids: Sequence[str]) -> LandmarkGraph:
         raise FileNotFoundError(f"{path}: landmark graph file not found (expected {FORMAT} per line)")
     index = {gene: i for i, gene in enumerate(ids)}
     pairs, read, unknown, example = [], 0, 0, None
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip() or line.lstrip().startswith("#"):
-                continue
-            a, b, weight = _parse(line, path, lineno)
-            read += 1
-            if a in index and b in index:
-                pairs.append((index[a], index[b], weight))
-            else:
-                unknown += 1
-                example = example or (a if a not in index else b)
+    for lineno, line in enumerate(read_text(path).splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        a, b, weight = _parse(line, path, lineno)
+        read += 1
+        if a in index and b in index:
+            pairs.append((index[a], index[b], weight))
+        else:
+            unknown += 1
+            example = example or (a if a not in index else b)
     if read == 0:
         raise InputError(f"{path}: the landmark graph file holds no pairs (expected {FORMAT} per line)")
     if not pairs:

@@ -44,22 +44,29 @@ def _devices(v) -> bool:
     return list_of(lambda i: integer(i) and i >= 0, non_empty=True)(v)
 
 
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true", 32, 16, 64, "32", "16", "64", "bf16",
+              "transformer-engine", "transformer-engine-float16")  # what Lightning's Trainer takes
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu", "xla")
 TRAINER_CHECKS = check_table(
+    ("trainer.precision", one_of(*PRECISIONS), "one of Lightning's precisions: " + ", ".join(map(str, PRECISIONS[:6])),
+     "bf16-mixed"),
+    ("trainer.accelerator", one_of(*ACCELERATORS), "one of " + ", ".join(ACCELERATORS), "auto"),
     ("trainer.max_epochs", optional(lambda v: integer(v) and (v >= 1 or v == -1)),
      "a positive integer (the most epochs to train), or -1 for no limit", "100"),
     ("trainer.devices", _devices, "a positive number of devices, -1 (all), auto, or a list of device indices", "1"),
     ("trainer.num_nodes", positive_int, POSITIVE_INT, "1"),
     ("trainer.log_every_n_steps", positive_int, POSITIVE_INT, "10"),
 )
+SEED = (lambda v: integer(v) and 0 <= v < 2**32, "an integer from 0 to 2**32 - 1")
 RUN_CHECKS = check_table(
-    ("seed", integer, "an integer", "12345"),
+    ("seed", *SEED, "12345"),
     ("interval", level, "a level in (0, 1)", "0.9"),
     ("optimized_metric", optional(lambda v: isinstance(v, str)), "a metric name", "val/mae"),
     ("keep_freed_memory", one_of(True, False), "true or false", "true"),
     ("keep_last_checkpoint", one_of(True, False), "true or false", "false"),
 )
 EVAL_CHECKS = (*check_table(
-    ("seed", integer, "an integer", "12345"),
+    ("seed", *SEED, "12345"),
     ("interval", level, "a level in (0, 1)", "0.9"),
     ("landmark_panel", optional(lambda v: isinstance(v, str) and v != ""), "null or a file (one landmark id per line)",
      "panel.txt"),
@@ -79,6 +86,16 @@ def data_checks(cfg: DictConfig) -> tuple[Check, ...]:
             *checks_of(target_class(cfg, "data.source"), "data.source"))
 
 
+def check_no_missing(cfg: DictConfig) -> None:
+    """Raise an :class:`InputError` naming the first value the composed config leaves unset (``???``, e.g.
+    ``data.source.path`` of ``data=geo``), before anything reads it and fails with OmegaConf's exception."""
+    missing = sorted(k for k in OmegaConf.missing_keys(cfg) if not k.startswith("hydra."))
+    if missing:
+        others = f" (and {', '.join(missing[1:])})" if len(missing) > 1 else ""
+        raise InputError(f"{missing[0]} is not set{others}; the chosen config needs it: pass it on the command line, "
+                         f"e.g. {missing[0]}=VALUE")
+
+
 def check_required(cfg: DictConfig, keys: Sequence[str], command: str) -> None:
     """Raise an :class:`InputError` for the first of ``keys`` left unset (``???``), with the command's usage."""
     for key in keys:
@@ -91,8 +108,10 @@ def validate_config(cfg: DictConfig) -> None:
     silently do the wrong thing: a value of the wrong type or range (the checks of the run, the Trainer and the objects configured), a global batch
     that does not divide among the processes, Lightning's own sampler; ``FileNotFoundError`` for a
     checkpoint to resume from that does not exist."""
+    check_no_missing(cfg)
     check_settings(cfg, (*RUN_CHECKS, *data_checks(cfg), *TRAINER_CHECKS, *checks_of(target_class(cfg, "model"), "model")))
     trainer = cfg.trainer
+    check_accelerator_present(trainer.get("accelerator", "auto"))
     if trainer.get("use_distributed_sampler", False):
         raise InputError(
             "trainer.use_distributed_sampler must be false: batches are already sharded across devices by "
@@ -116,6 +135,7 @@ def validate_eval_config(cfg: DictConfig) -> None:
     """The checks of :func:`validate_config` for ``src.eval``: the checkpoint is given, the level, the
     panel, and the ``data.*`` and ``trainer.*`` values present."""
     check_required(cfg, ["ckpt_path"], "python -m src.eval ckpt_path=outputs/train/<run>/checkpoints/best.ckpt")
+    check_no_missing(cfg)
     check_settings(cfg, (*EVAL_CHECKS, *data_checks(cfg), *TRAINER_CHECKS))
 
 
@@ -125,6 +145,17 @@ def validate_predict_config(cfg: DictConfig) -> None:
                    "python -m src.predict ckpt_path=outputs/train/<run>/checkpoints/best.ckpt input=new.gctx output=pred.h5ad")
     check_settings(cfg, PREDICT_CHECKS)
     check_device(cfg.get("device", "auto"))
+
+
+def check_accelerator_present(accelerator) -> None:
+    """``trainer.accelerator=gpu`` (or ``cuda``) on a machine without a usable GPU: one message with the fix,
+    instead of Lightning's exception after the data were loaded."""
+    import torch
+
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise InputError(f"trainer.accelerator={accelerator}: no CUDA GPU is available here (torch.cuda.is_available() "
+                         "is false); use trainer.accelerator=auto (a GPU when there is one, else the CPU) or "
+                         "trainer.accelerator=cpu")
 
 
 def check_device(name) -> None:

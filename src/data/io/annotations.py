@@ -88,7 +88,7 @@ def _read(path: Path, where: str) -> pd.DataFrame:
         raise InputError(f"{where}: the file has no data rows; {EXPECTED}")
     try:
         sep = sniff_separator(path, start, "give a .tsv or .csv file")
-        with open_text(path, start.gzipped) as f:
+        with open_text(path, start.gzipped, start.encoding) as f:
             design = pd.read_csv(f, sep=sep, skiprows=start.header_start, dtype=str, keep_default_na=False,
                                  na_filter=False)
     except (ValueError, pd.errors.ParserError) as err:

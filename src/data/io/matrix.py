@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Collection
 from pathlib import Path
@@ -30,12 +31,33 @@ def open_matrix(
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file (expected an expression matrix: GCTX, .h5ad, CSV or TSV)")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: a directory, not a file; expected the path of an expression matrix file "
+                                f"(GCTX, .h5ad, CSV or TSV) in it, e.g. {_example_in(path)}")
     kind = detect_format(path, format_key) if format == "auto" else format
     if kind not in READERS:
         raise MatrixFormatError(f"{format_key}={format}: unknown format for {path}; expected one of auto, {', '.join(FORMATS)}")
+    accepted = [name for name in inspect.signature(READERS[kind]).parameters if name not in ("self", "path")]
+    for name in options:
+        if name not in accepted:
+            where = f"{options_key}.{name}" if options_key else name
+            raise MatrixFormatError(
+                f"{where}: not an option of the {kind} reader of {path}; expected one of "
+                f"{', '.join(a for a in accepted if a not in ('options_key', 'known_features'))} (drop {where})")
     if kind == "table":
         if options_key is not None:
             options["options_key"] = options_key
         if known_features is not None:
             options["known_features"] = known_features
     return READERS[kind](path, **options)
+
+
+def _example_in(folder: Path) -> str:
+    """A file of ``folder`` that looks like a matrix (for the message), else ``<folder>/FILE``."""
+    try:
+        for child in sorted(folder.iterdir()):
+            if child.is_file() and any(s in child.name for s in (".gctx", ".h5ad", ".csv", ".tsv", ".txt")):
+                return str(child)
+    except OSError:
+        pass
+    return f"{folder}/FILE"

@@ -48,6 +48,7 @@ import logging
 import os
 import re
 import warnings
+import zlib
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,7 +56,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from src.data.io.base import GZIP_MAGIC, MatrixFormatError, check_unique
+from src.data.io.base import MatrixFormatError, check_unique
+from src.data.io.text import text_encoding
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +135,7 @@ class TextStart:
     """The first lines of a text table: what decides how the rest is read."""
 
     gzipped: bool  # gzip magic bytes at the start (whatever the name)
+    encoding: str = "utf-8-sig"  # from the first bytes (src.data.io.text)
     comments: list[str] = field(default_factory=list)  # leading comment lines (``#...``), newline stripped
     header: str | None = None  # the header line (None: no line but comments and blanks)
     data: str | None = None  # the first data line (None: none)
@@ -140,29 +143,24 @@ class TextStart:
     body_start: int = 0  # physical lines before the first data line (what pandas skips)
 
 
-def open_text(path: str | os.PathLike, gzipped: bool | None = None):
-    """``path`` opened as UTF-8 text (undecodable bytes replaced), gunzipped when it starts with the gzip
-    magic bytes (``gzipped=None``: look)."""
-    if gzipped is None:
-        gzipped = is_gzipped(path)
+def open_text(path: str | os.PathLike, gzipped: bool | None = None, encoding: str | None = None):
+    """``path`` opened as text in ``encoding`` (None: as its first bytes say, :mod:`src.data.io.text`;
+    undecodable bytes replaced), gunzipped when it starts with the gzip magic bytes (``gzipped=None``: look)."""
+    if gzipped is None or encoding is None:
+        encoding, gzipped = text_encoding(path)
     if gzipped:
-        return gzip.open(path, "rt", encoding="utf-8-sig", errors="replace", newline="")
-    return open(path, encoding="utf-8-sig", errors="replace", newline="")
-
-
-def is_gzipped(path: str | os.PathLike) -> bool:
-    """True if the file starts with the gzip magic bytes."""
-    with open(path, "rb") as f:
-        return f.read(2) == GZIP_MAGIC
+        return gzip.open(path, "rt", encoding=encoding, errors="replace", newline="")
+    return open(path, encoding=encoding, errors="replace", newline="")
 
 
 def scan_text(path: str | os.PathLike) -> TextStart:
     """The comment lines, header line and first data line of a text table (a ``#`` line just before the
     first line is the header when that first line is a row of numbers with as many fields as it)."""
-    start = TextStart(gzipped=is_gzipped(path))
+    encoding, gzipped = text_encoding(path)
+    start = TextStart(gzipped=gzipped, encoding=encoding)
     lines_before = last_comment_at = 0
     try:
-        with open_text(path, start.gzipped) as f:
+        with open_text(path, start.gzipped, start.encoding) as f:
             for line in f:
                 line = line.rstrip("\r\n")
                 if start.header is None:
@@ -293,6 +291,8 @@ class TableReader:
         options_key: str | None = None,
         blanks: str = "auto",
         known_features: Collection[str] | None = None,
+        decimal: str = "auto",
+        thousands: str | None = "auto",
     ):
         self.path = Path(path)
         self.options_key = options_key
@@ -304,13 +304,21 @@ class TableReader:
                                     f"e.g. {self._setting('blanks', 'zero', given=True)}")
         if sep == "\\t":
             sep = "\t"
+        if decimal not in ("auto", ".", ","):
+            raise MatrixFormatError(f"{self.path}: decimal={decimal!r}; expected auto, '.' or ',', "
+                                    f"e.g. {self._setting('decimal', ',', given=True)}")
+        if thousands not in ("auto", None, ",", ".", " "):
+            raise MatrixFormatError(f"{self.path}: thousands={thousands!r}; expected auto, null, ',', '.' or ' ', "
+                                    f"e.g. {self._setting('thousands', ',', given=True)}")
+        self.decimal, self.thousands = decimal, thousands
         self._annotation_columns = annotation_columns
         if not self.path.exists():
             raise FileNotFoundError(f"{self.path}: no such file (expected a CSV or TSV expression table)")
         start = scan_text(self.path)
         self.comment_lines = len(start.comments)
         fix = f"pass {self._setting('sep', ',')} or {self._setting('sep', TAB)}"
-        header, row_ids, body = self._read(sep or sniff_separator(self.path, start, fix), start)
+        self.sep = sep or sniff_separator(self.path, start, fix)
+        header, row_ids, body = self._read(self.sep, start)
         self.expression_atlas = (any(c.lstrip("#").strip().lower().startswith("expression atlas") for c in start.comments)
                                  or tuple(h.strip() for h in header[:2]) == ATLAS_HEADER)
         value_columns = self._value_columns(header, annotation_columns)
@@ -390,7 +398,11 @@ class TableReader:
                 # Parsed in chunks (low_memory): faster and half the peak memory of one pass on large tables.
                 body = pd.read_csv(self.path, sep=sep, header=None, skiprows=start.body_start, dtype={0: str},
                                    keep_default_na=False, na_values=[""], low_memory=True,
-                                   compression="gzip" if start.gzipped else None, encoding_errors="replace")
+                                   compression="gzip" if start.gzipped else None, encoding=start.encoding,
+                                   encoding_errors="replace")
+        except (EOFError, zlib.error, gzip.BadGzipFile) as err:
+            raise MatrixFormatError(f"{self.path}: a truncated or damaged gzip file ({err}); download or compress it "
+                                    "again") from None
         except pd.errors.EmptyDataError:
             raise MatrixFormatError(
                 f"{self.path}: the file has a header row but no data rows; expected rows of ids and values"
@@ -474,6 +486,9 @@ class TableReader:
             converted = pd.to_numeric(column.astype("string"), errors="coerce")
             na = column.isin(NA_TOKENS).to_numpy()
             bad = np.flatnonzero((converted.isna() & column.notna()).to_numpy() & ~na)
+            if len(bad):  # numbers written with a decimal comma or thousands separators?
+                converted = self._locale_numbers(column, converted)
+                bad = np.flatnonzero((converted.isna() & column.notna()).to_numpy() & ~na)
             if len(bad):
                 given = self._annotation_columns is not None
                 dropped = list(self._annotation_columns) if given else [c for c in header[1:] if c in ANNOTATION_COLUMNS]
@@ -486,6 +501,33 @@ class TableReader:
                 written_na.append((j, np.flatnonzero(na)))
             out[:, j] = converted.to_numpy(dtype=np.float64, na_value=np.nan)
         return out, written_na
+
+    def _locale_numbers(self, column: pd.Series, converted: pd.Series) -> pd.Series:
+        """``column`` read as numbers written the way spreadsheets of other locales export them: decimal commas
+        (``1,5``; the European export, semicolon-separated; ``.`` or a space then groups thousands) or thousands
+        separators (``1,234.5``). Chosen by ``decimal``/``thousands`` or, on ``auto``, by the separator (a
+        semicolon table has decimal commas) and by what the cells look like; logged once per table."""
+        text = column.astype("string").str.strip()
+        comma_decimal = self.decimal == "," or (self.decimal == "auto" and self.sep == ";" and self.thousands != ",")
+        if comma_decimal:
+            grouped = text.str.replace(r"[.\s](?=\d{3}(?:\D|$))", "", regex=True)
+            attempt = pd.to_numeric(grouped.str.replace(",", ".", regex=False), errors="coerce")
+            how = "decimal commas (e.g. 1,5; a European spreadsheet export)"
+        else:
+            separator = "," if self.thousands in ("auto", None) else self.thousands
+            if self.thousands is None:
+                return converted
+            pattern = rf"^[-+]?\d{{1,3}}(?:{re.escape(separator)}\d{{3}})+(?:\.\d+)?$"
+            looks = text.str.fullmatch(pattern).fillna(False)
+            attempt = pd.to_numeric(text.where(~looks, text.str.replace(separator, "", regex=False)), errors="coerce")
+            how = f"thousands separators (e.g. 1{separator}234.5)"
+        if attempt.notna().sum() > converted.notna().sum():
+            if not getattr(self, "_locale_logged", False):
+                log.info("%s: numbers read with %s; pass %s to choose otherwise", self.path, how,
+                         self._setting("decimal", "."))
+                self._locale_logged = True
+            return attempt
+        return converted
 
     def _blanks_to_zero(self, values: np.ndarray, written_na: list[tuple[int, np.ndarray]], row_ids: np.ndarray,
                         column_ids: np.ndarray, body_start: int, refuse: bool) -> None:

@@ -9,6 +9,7 @@ import numpy as np
 
 from src.common.errors import InputError
 from src.data.io.gctx import GCTXError, iter_blocks, locate, read_header
+from src.data.io.text import read_text
 from src.data.transforms import check_values
 from src.data.sources.base import ExpressionData
 
@@ -19,7 +20,7 @@ def read_id_list(ids: Sequence[str] | str | Path, what: str) -> list[str]:
         path = Path(ids)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: {what} id list not found (expected a text file, one id per line)")
-        out = [line.split("\t")[0].strip() for line in path.read_text().splitlines()]
+        out = [line.split("\t")[0].strip() for line in read_text(path).splitlines()]
         out = [i for i in out if i]
         if not out:
             raise InputError(f"{path}: the {what} id list is empty; expected one id per line")
