@@ -66,6 +66,20 @@ def files(tmp_path_factory) -> dict[str, Path]:
         f["table"], sep="\t", index_label="probe")
     f["dat"] = d / "profiles.dat"
     f["dat"].write_bytes(bytes(range(256)) * 4)  # neither HDF5 nor text: the format is told by neither content nor name
+    import gzip
+    import zipfile
+
+    f["xlsx"] = d / "workbook.csv"  # a spreadsheet saved under a .csv name
+    with zipfile.ZipFile(f["xlsx"], "w") as book:
+        book.writestr("xl/workbook.xml", "<workbook/>")
+    rows = "".join(f"S{i}," + ",".join(f"{v:.3f}" for v in values[i]) + "\n" for i in range(60)) * 50
+    packed = gzip.compress(("sample," + ",".join(PROBES) + "\n" + rows).encode())
+    f["truncated_gz"] = d / "cut.csv.gz"
+    f["truncated_gz"].write_bytes(packed[: len(packed) // 2])  # a download that stopped half-way
+    f["binary_panel"] = d / "panel.txt"
+    f["binary_panel"].write_bytes(b"\x00\x01\x02binary\x00" * 10)
+    f["folder"] = d / "a_folder"
+    f["folder"].mkdir()
 
     from src.train import train
 
@@ -109,11 +123,26 @@ CASES = {
     "predict_missing_landmarks": (lambda f: predicting(f, "lm", f"input={f['no_landmark']}"),
                                   ["no_landmark.gctx", "p1_at", "missing_landmarks=impute"]),
     "predict_unknown_format": (lambda f: predicting(f, "dat", f"input={f['dat']}"), ["profiles.dat", "input_format=gctx"]),
+    # Round two (issue 27): decoding, decompression, options, unset values, ranges, folders, the Trainer.
+    "predict_zip_as_csv": (lambda f: predicting(f, "zip", f"input={f['xlsx']}"), ["workbook.csv", "zip archive", "save it as CSV"]),
+    "predict_truncated_gz": (lambda f: predicting(f, "gz", f"input={f['truncated_gz']}"), ["cut.csv.gz", "truncated or damaged gzip"]),
+    "train_truncated_gz": (lambda f: training(f, *matrix(f, f["truncated_gz"])), ["cut.csv.gz", "truncated or damaged gzip"]),
+    "eval_binary_panel": (lambda f: ("src.eval", f"ckpt_path={f['ckpt']}", f"landmark_panel={f['binary_panel']}",
+                                     f"paths.output_root={f['root'] / 'out'}"), ["panel.txt", "binary data, not text"]),
+    "predict_unknown_reader_option": (lambda f: predicting(f, "opt", f"input={f['table']}", "+reader_options.colour=red"),
+                                      ["reader_options.colour", "not an option of the table reader", "orientation"]),
+    "train_geo_without_path": (lambda f: training(f, "data=geo"), ["data.source.", "is not set"]),
+    "eval_geo_without_path": (lambda f: ("src.eval", f"ckpt_path={f['ckpt']}", "data=geo", f"paths.output_root={f['root'] / 'out'}"),
+                              ["data.source.", "is not set"]),
+    "seed_negative": (lambda f: training(f, "seed=-1"), ["seed=-1", "from 0 to 2**32 - 1", "e.g. seed=12345"]),
+    "train_folder": (lambda f: training(f, *matrix(f, f["folder"])), ["a_folder", "a directory, not a file"]),
+    "predict_folder": (lambda f: predicting(f, "dir", f"input={f['folder']}"), ["a_folder", "a directory, not a file"]),
+    "precision_xyz": (lambda f: training(f, "trainer.precision=xyz"), ["trainer.precision=xyz", "e.g. trainer.precision="]),
 }
 # Hints pasted back onto the command that printed them (composed by Hydra as the command line is, run in
 # the process): the command then runs to its end.
 PASTED = {
-    "train_table_orientation": ("train", "+data.source.reader_options.orientation=features_in_rows"),
+    "train_table_orientation": ("train", "++data.source.reader_options.orientation=features_in_rows"),
     "predict_missing_landmarks": ("predict", "missing_landmarks=impute"),
 }
 

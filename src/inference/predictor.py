@@ -410,7 +410,7 @@ class Predictor:
         as_features = sum(str(f) in known or str(f).upper() in known for f in reader.feature_ids)
         as_samples = sum(str(s) in known or str(s).upper() in known for s in reader.sample_ids)
         if as_samples > max(10, 2 * as_features):
-            fix = {"TableReader": "pass +reader_options.orientation=features_in_rows (or samples_in_rows)",
+            fix = {"TableReader": "pass ++reader_options.orientation=features_in_rows (or samples_in_rows)",
                    "H5ADReader": "transpose it first (anndata: adata.T.write_h5ad(...)): samples must be the rows (obs)",
                    "MemoryReader": "transpose it first (adata.T or df.T): samples must be the rows"}
             raise InputError(

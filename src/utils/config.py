@@ -89,7 +89,14 @@ def data_checks(cfg: DictConfig) -> tuple[Check, ...]:
 def check_no_missing(cfg: DictConfig) -> None:
     """Raise an :class:`InputError` naming the first value the composed config leaves unset (``???``, e.g.
     ``data.source.path`` of ``data=geo``), before anything reads it and fails with OmegaConf's exception."""
-    missing = sorted(k for k in OmegaConf.missing_keys(cfg) if not k.startswith("hydra."))
+    missing = []
+    for key in cfg:
+        if key == "hydra":
+            continue
+        if OmegaConf.is_missing(cfg, key):
+            missing.append(str(key))
+        elif OmegaConf.is_config(cfg._get_node(key)):
+            missing += sorted(OmegaConf.missing_keys(cfg[key]))  # full keys (data.source.path)
     if missing:
         others = f" (and {', '.join(missing[1:])})" if len(missing) > 1 else ""
         raise InputError(f"{missing[0]} is not set{others}; the chosen config needs it: pass it on the command line, "

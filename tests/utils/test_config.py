@@ -91,7 +91,7 @@ def test_ckpt_path_last_means_this_run_folders_last_checkpoint(train_config):
     ("model.optimizer.lr=0", "model.optimizer.lr=0: expected a positive learning rate, e.g. model.optimizer.lr=1e-3"),
     ("model.mlp_widths=[1024,-1]", "model.mlp_widths=[1024,-1]: expected a list of positive layer widths"),
     ("model.latent=abc", "model.latent=abc: expected a positive latent size"),
-    ("seed=abc", "seed=abc: expected an integer, e.g. seed=12345"),
+    ("seed=abc", "seed=abc: expected an integer from 0 to 2**32 - 1, e.g. seed=12345"),
     ("interval=1", "interval=1: expected a level in (0, 1), e.g. interval=0.9"),
 ])
 def test_config_values_are_type_and_range_checked_naming_the_key(train_config, override, message):

@@ -24,7 +24,7 @@ def open_matrix(
 
     ``options`` go to the format's reader (e.g. ``annotation_columns`` for tables); ``format_key``
     is the config key that sets the format and ``options_key`` the one that holds ``options``
-    (e.g. ``reader_options``), so that errors suggest valid overrides (``+reader_options.sep=','``).
+    (e.g. ``reader_options``), so that errors suggest valid overrides (``++reader_options.sep=','``).
     ``known_features`` (ids and gene symbols the caller knows) go to table readers only, to tell a table's
     orientation; other readers ignore them.
     """

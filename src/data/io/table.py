@@ -274,7 +274,7 @@ class TableReader:
     table, else refused with the fix). ``known_features`` (ids or gene symbols the caller knows, e.g. a gene
     map's) help ``orientation=auto`` tell which side holds the features.
     ``options_key`` is the config key holding these options (e.g. ``reader_options``), if they come from
-    a config: errors then suggest command-line overrides (``+reader_options.orientation=...``).
+    a config: errors then suggest command-line overrides (``++reader_options.orientation=...``).
 
     After reading: ``sample_ids``, ``feature_ids``, ``values`` (float32, samples x features),
     ``orientation`` (as resolved), ``feature_symbols`` (str per feature, or None), ``comment_lines``,
@@ -298,18 +298,18 @@ class TableReader:
         self.options_key = options_key
         if orientation not in ORIENTATIONS:
             raise MatrixFormatError(f"{self.path}: unknown orientation {orientation!r}; expected one of {ORIENTATIONS}"
-                                    f", e.g. {self._setting('orientation', 'features_in_rows', given=True)}")
+                                    f", e.g. {self._setting('orientation', 'features_in_rows')}")
         if blanks not in BLANKS:
             raise MatrixFormatError(f"{self.path}: unknown blanks={blanks!r}; expected one of {BLANKS}, "
-                                    f"e.g. {self._setting('blanks', 'zero', given=True)}")
+                                    f"e.g. {self._setting('blanks', 'zero')}")
         if sep == "\\t":
             sep = "\t"
         if decimal not in ("auto", ".", ","):
             raise MatrixFormatError(f"{self.path}: decimal={decimal!r}; expected auto, '.' or ',', "
-                                    f"e.g. {self._setting('decimal', ',', given=True)}")
+                                    f"e.g. {self._setting('decimal', ',')}")
         if thousands not in ("auto", None, ",", ".", " "):
             raise MatrixFormatError(f"{self.path}: thousands={thousands!r}; expected auto, null, ',', '.' or ' ', "
-                                    f"e.g. {self._setting('thousands', ',', given=True)}")
+                                    f"e.g. {self._setting('thousands', ',')}")
         self.decimal, self.thousands = decimal, thousands
         self._annotation_columns = annotation_columns
         if not self.path.exists():
@@ -349,14 +349,15 @@ class TableReader:
         check_unique(self.sample_ids, "sample", self.path)
         check_unique(self.feature_ids, "feature", self.path)
 
-    def _setting(self, name: str, value, given: bool = False) -> str:
+    def _setting(self, name: str, value) -> str:
         """How to set reader option ``name`` to ``value``, as the fix an error ends with: the keyword argument
         (``orientation='features_in_rows'``), or with ``options_key`` an override to paste on the command
-        line (``+reader_options.orientation=features_in_rows``; ``+`` adds an option not ``given``, quotes
-        keep the shell away from brackets and separators)."""
+        line (``++reader_options.orientation=features_in_rows``: ``++`` adds the option or replaces the one given,
+        so the line works pasted onto the same command either way; quotes keep the shell away from brackets and
+        separators)."""
         if self.options_key is None:
             return f"{name}={value!r}"
-        override = f"{'' if given else '+'}{self.options_key}.{name}={_hydra_value(value)}"
+        override = f"++{self.options_key}.{name}={_hydra_value(value)}"
         return f'"{override}"' if re.search(r"[\s'\[\]\\(){}*?$]", override) else override
 
     def sample_annotations(self) -> dict[str, np.ndarray]:
@@ -490,12 +491,11 @@ class TableReader:
                 converted = self._locale_numbers(column, converted)
                 bad = np.flatnonzero((converted.isna() & column.notna()).to_numpy() & ~na)
             if len(bad):
-                given = self._annotation_columns is not None
-                dropped = list(self._annotation_columns) if given else [c for c in header[1:] if c in ANNOTATION_COLUMNS]
+                dropped = list(self._annotation_columns) if self._annotation_columns is not None else [c for c in header[1:] if c in ANNOTATION_COLUMNS]
                 raise MatrixFormatError(
                     f"{self.path}: column {header[pos]!r} has non-numeric value {column.iloc[bad[0]]!r} "
                     f"(row {row_ids[bad[0]]!r}); expected numbers only. If {header[pos]!r} is an annotation "
-                    f"column, pass {self._setting('annotation_columns', [*dropped, header[pos]], given)}"
+                    f"column, pass {self._setting('annotation_columns', [*dropped, header[pos]])}"
                 )
             if na.any():
                 written_na.append((j, np.flatnonzero(na)))

@@ -56,7 +56,7 @@ def file_head(path: str | os.PathLike, size: int = HEAD_BYTES) -> tuple[bytes, b
         with gzip.open(path, "rb") as f:
             return f.read(size), True
     except (OSError, EOFError, zlib.error) as err:
-        raise InputError(f"{path}: a damaged gzip file ({err}); download or compress it again") from None
+        raise InputError(f"{path}: a truncated or damaged gzip file ({err}); download or compress it again") from None
 
 
 def text_encoding(path: str | os.PathLike, where: str | None = None) -> tuple[str, bool]:

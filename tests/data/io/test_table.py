@@ -204,11 +204,11 @@ def test_blanks_outside_atlas_are_refused_with_a_fix_that_works_when_pasted(tmp_
     message = str(err.value)
     assert str(path) in message and "2 blank cells, first in sample S2 feature ENSG1 (line 2)" in message
     fix = re.search(r"pass (\S+blanks=zero)", message).group(1)
-    assert fix == "+reader_options.blanks=zero"
+    assert fix == "++reader_options.blanks=zero"
     reader = TableReader(path, options_key="reader_options", **paste(fix))
     np.testing.assert_array_equal(reader.values, [[1, 0, 5], [0, 4, 6]])
     assert reader.blank_cells == 2 and "counts.tsv: 2 blank cells read as 0 (blanks=zero)" in caplog.text
-    with pytest.raises(MatrixFormatError, match=r"unknown blanks='nil'.*e\.g\. reader_options\.blanks=zero"):
+    with pytest.raises(MatrixFormatError, match=r"unknown blanks='nil'.*e\.g\. \+\+reader_options\.blanks=zero"):
         TableReader(path, options_key="reader_options", blanks="nil")
 
 
