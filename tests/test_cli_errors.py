@@ -80,6 +80,8 @@ def files(tmp_path_factory) -> dict[str, Path]:
     f["binary_panel"].write_bytes(b"\x00\x01\x02binary\x00" * 10)
     f["folder"] = d / "a_folder"
     f["folder"].mkdir()
+    f["twice"] = d / "map_twice.txt"
+    f["twice"].write_text(f["lm"].read_text() + "A\tENSG01\tp1_at\n")  # the first gene again
 
     from src.train import train
 
@@ -138,10 +140,18 @@ CASES = {
     "train_folder": (lambda f: training(f, *matrix(f, f["folder"])), ["a_folder", "a directory, not a file"]),
     "predict_folder": (lambda f: predicting(f, "dir", f"input={f['folder']}"), ["a_folder", "a directory, not a file"]),
     "precision_xyz": (lambda f: training(f, "trainer.precision=xyz"), ["trainer.precision=xyz", "e.g. trainer.precision="]),
+    # Accepted silently before: metrics that are all NaN, a gene twice, the landmark map as the target map.
+    "train_too_few_samples": (lambda f: training(f, *matrix(f, f["good"]), "data.max_samples=3"),
+                              ["too few in train", "data.max_samples=null"]),
+    "train_gene_twice": (lambda f: training(f, *matrix(f, f["good"], f["twice"])),
+                         ["map_twice.txt, line 3", "ENSG01", "listed again (first on line 1)"]),
+    "train_landmarks_as_targets": (lambda f: training(f, *matrix(f, f["good"]), f"data.source.target_map={f['lm']}"),
+                                   ["target_map", "it is the landmark map itself"]),
 }
 # Hints pasted back onto the command that printed them (composed by Hydra as the command line is, run in
 # the process): the command then runs to its end.
 PASTED = {
+    "train_too_few_samples": ("train", "data.max_samples=null"),
     "train_table_orientation": ("train", "++data.source.reader_options.orientation=features_in_rows"),
     "predict_missing_landmarks": ("predict", "missing_landmarks=impute"),
 }

@@ -98,3 +98,35 @@ def test_eval_measures_a_model_on_a_landmark_panel(quick_dgex, tmp_path, data_di
     (tmp_path / "none.txt").write_text("nope\n")
     with pytest.raises(ValueError, match="landmark_panel=.*none.txt: none of its 1 ids is one of the model's"):
         evaluate(compose_config("eval", tmp_path / "eval2", [f"ckpt_path={ckpt}", f"landmark_panel={tmp_path / 'none.txt'}"], data_dir))
+
+
+def test_a_checkpoint_whose_data_paths_are_relative_evaluates_from_another_folder(tmp_path, monkeypatch):
+    """Trained with data files named relative to the folder training ran in, evaluated from elsewhere: the
+    paths resolve against that folder (the run's .hydra/hydra.yaml says which); where even that fails, the
+    error says so and names the override that works (``+data.source.path=...``, pasted: it runs)."""
+    import numpy as np
+
+    from src.data.io.gctx import write_gctx
+    from tests.conftest import run_main
+
+    work = tmp_path / "project"
+    work.mkdir()
+    (work / "lm.txt").write_text("A\tENSG01\tp1_at\nB\tENSG02\tp2_at\n")
+    (work / "tg.txt").write_text("C\tENSG03\tp3_at\nD\tENSG04\tp4_at\n")
+    values = np.random.default_rng(0).normal(8, 2, size=(60, 4)).astype(np.float32)
+    write_gctx(work / "data.gctx", values, [f"S{i}" for i in range(60)], ["p1_at", "p2_at", "p3_at", "p4_at"])
+    monkeypatch.chdir(work)
+    run_main("src.train", "data=matrix", "data.source.path=data.gctx", "data.source.landmark_map=lm.txt",
+             "data.source.target_map=tg.txt", "model=lr", "logger=none", f"hydra.run.dir={work / 'run'}")
+    ckpt = work / "run" / "checkpoints" / "best.ckpt"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    metrics = evaluate(compose_config("eval", elsewhere, [f"ckpt_path={ckpt}"]))
+    assert metrics["test/mae"] > 0
+    (work / "data.gctx").rename(work / "moved.gctx")
+    with pytest.raises(ValueError, match=r"data.source.path=data.gctx is relative to the folder training ran in .* "
+                                         r"pass the file, e.g. \+data.source.path="):
+        evaluate(compose_config("eval", elsewhere, [f"ckpt_path={ckpt}"]))
+    fixed = evaluate(compose_config("eval", elsewhere, [f"ckpt_path={ckpt}", f"+data.source.path={work / 'moved.gctx'}"]))
+    assert fixed["test/mae"] == pytest.approx(metrics["test/mae"])

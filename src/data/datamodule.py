@@ -37,6 +37,21 @@ def calibration_size(n: int, n_train: int, calibration: float) -> int:
     return size
 
 
+MIN_SPLIT = 2  # samples in each of train, val and test: a Pearson correlation and an MAE need two
+
+
+def check_split_sizes(sizes: dict[str, int], n: int, max_samples: int | None = None) -> None:
+    """Refuse splits too small to train or measure anything (every metric would be NaN and the run would
+    look like it succeeded), naming the sizes and the setting that makes them."""
+    small = [name for name in ("train", "val", "test") if sizes[name] < MIN_SPLIT]
+    if small:
+        shown = " / ".join(f"{sizes[name]} {name}" for name in ("train", "val", "calibration", "test"))
+        fix = ("keep more samples, e.g. data.max_samples=null" if max_samples and max_samples <= n
+               else "a cohort of a few dozen samples at least, or larger split fractions (data.split)")
+        raise InputError(f"data: {n} samples split into {shown}: too few in {', '.join(small)} (at least {MIN_SPLIT} "
+                         f"each: metrics need two samples); expected {fix}")
+
+
 class ExpressionDataModule(L.LightningDataModule):
     """Split, standardise and batch the landmark/target matrices of any :class:`ExpressionSource`.
 
@@ -150,6 +165,7 @@ class ExpressionDataModule(L.LightningDataModule):
         n_cal = calibration_size(len(data.sample_ids), len(parts["train"]), self.calibration)
         parts["train"], parts["calibration"] = parts["train"][: len(parts["train"]) - n_cal], parts["train"][len(parts["train"]) - n_cal :]
         parts = {name: parts[name] for name in SPLITS}
+        check_split_sizes({name: len(part) for name, part in parts.items()}, len(data.sample_ids), self.max_samples)
         # Reorder the rows in place to train | val | calibration | test, so every split is a view, not a copy.
         order = np.concatenate(list(parts.values()))
         for matrix in (data.landmarks, data.targets):

@@ -60,7 +60,7 @@ def read_gene_map(path: str | Path) -> GeneMap:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: gene map not found (expected D-GEX's map_lm.txt / map_tg.txt format)")
-    symbols, ensembl, probes = [], [], []
+    symbols, ensembl, probes, first_line = [], [], [], {}
     for number, line in enumerate(read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
@@ -70,6 +70,11 @@ def read_gene_map(path: str | Path) -> GeneMap:
             raise InputError(
                 f"{path}, line {number}: expected 'symbol<TAB>Ensembl id<TAB>probe[,probe...]', got {line[:80]!r}"
             )
+        gene = strip_version(fields[1].strip())
+        if gene in first_line:
+            raise InputError(f"{path}, line {number}: gene {fields[1].strip()} ({fields[0].strip()}) is listed again (first on "
+                             f"line {first_line[gene]}); expected each gene once: delete one of the two lines")
+        first_line[gene] = number
         symbols.append(fields[0].strip())
         ensembl.append(fields[1].strip())
         probes.append(gene_probes)

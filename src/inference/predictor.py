@@ -362,10 +362,12 @@ class Predictor:
         """Yield ``(rows, {layer: values})`` for consecutive blocks of ``reader``'s samples, the target genes
         of ``plan.keep`` only, with a progress bar over the samples."""
         space, n = self.preprocessing, len(reader.sample_ids)
+        flat = []  # profiles with one value for every landmark: nothing to infer from
         with progress_bar(f"Predicting {n:,} profiles", n) as advance, torch.inference_mode():
             for rows, block in reader.blocks(plan.needed, block_size):
                 check_values(block, plan.source, reader.sample_ids, reader.feature_ids[plan.needed], rows.start,
                              plan.log2, "landmark")
+                flat.extend(rows.start + np.flatnonzero(np.ptp(block, axis=1) == 0))
                 x = space.transform_landmarks(block, plan.remap, log2=plan.log2, quantile_normalize=plan.quantile_normalize)
                 standardised = self.model(torch.from_numpy(x).to(self.device)).float().cpu().numpy()
                 if plan.adjustment is not None:
@@ -378,6 +380,11 @@ class Predictor:
                     out["upper"] = space.inverse_targets(out["standardised_upper"])
                 yield rows, {name: out[name][:, plan.keep] for name in plan.layers}
                 advance(len(block))
+        if flat:
+            log.warning("%s: %d of %d profiles have the same value for every landmark (e.g. sample %s): there is no "
+                        "expression pattern to infer from, so their predictions are one constant profile, not an "
+                        "inference; check how they were measured or exported", plan.source, len(flat), n,
+                        reader.sample_ids[flat[0]])
 
     # ----------------------------------------------------------------- helpers
     @staticmethod

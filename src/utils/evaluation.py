@@ -3,6 +3,8 @@ trained, with the model's genes."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from omegaconf import DictConfig, OmegaConf
 
 from src.common.errors import InputError
@@ -17,7 +19,45 @@ def data_config(cfg: DictConfig, model) -> DictConfig:
     if not model.data_config:
         raise InputError(f"{cfg.ckpt_path}: the checkpoint holds no data config; choose the data, e.g. data=synthetic "
                          "or data=matrix data.source.path=FILE data.source.landmark_map=... data.source.target_map=...")
-    return OmegaConf.merge(OmegaConf.create(model.data_config), given or {})
+    merged = OmegaConf.merge(OmegaConf.create(model.data_config), given or {})
+    resolve_stored_paths(merged, cfg.ckpt_path, overridden=OmegaConf.to_container(given) if given else {})
+    return merged
+
+
+STORED_PATHS = ("path", "landmark_map", "target_map", "sample_annotations")
+
+
+def training_folder(ckpt_path) -> Path | None:
+    """The folder training ran in, from the run's ``.hydra/hydra.yaml`` beside ``checkpoints/`` (None if absent)."""
+    hydra_file = Path(ckpt_path).resolve().parent.parent / ".hydra" / "hydra.yaml"
+    try:
+        cwd = OmegaConf.load(hydra_file).hydra.runtime.cwd
+    except Exception:  # noqa: BLE001 - no run folder around the checkpoint: nothing to resolve against
+        return None
+    return Path(cwd) if cwd else None
+
+
+def resolve_stored_paths(data_cfg: DictConfig, ckpt_path, overridden: dict) -> None:
+    """The checkpoint's data config names files as training was given them; a relative one is resolved against
+    the folder training ran in when it is not found from here, or refused with the override that fixes it
+    (``+data.source.path=...``: ``src.eval``'s config has no data node to override without ``+``)."""
+    source = data_cfg.get("source")
+    if source is None:
+        return
+    given = (overridden.get("source") or {}) if isinstance(overridden, dict) else {}
+    for key in STORED_PATHS:
+        value = source.get(key)
+        if not isinstance(value, str) or key in given or Path(value).is_absolute() or Path(value).exists():
+            continue
+        folder = training_folder(ckpt_path)
+        if folder is not None and (folder / value).exists():
+            source[key] = str(folder / value)
+            continue
+        raise InputError(
+            f"{ckpt_path}: the checkpoint's data.source.{key}={value} is relative to the folder training ran in "
+            f"({folder or 'unknown'}) and is not found from {Path.cwd()}; pass the file, e.g. "
+            f"+data.source.{key}={(folder / value) if folder else Path(value).resolve()}"
+        )
 
 
 def check_sizes(model, data_cfg: DictConfig, what: str) -> None:

@@ -112,3 +112,13 @@ def test_bad_options_name_the_option(trained, option, value, message):
     ckpt, _, adata = trained
     with pytest.raises(InputError, match=message):
         Predictor.load(ckpt, device="cpu").predict(adata, **{option: value})
+
+
+def test_profiles_with_one_value_for_every_landmark_are_predicted_with_a_warning(trained, caplog):
+    ckpt, _, adata = trained
+    flat = adata.copy()
+    flat.X[2] = 7.0  # an export that wrote one number for every gene of a profile
+    with caplog.at_level("WARNING", logger="src.inference.predictor"):
+        Predictor.load(ckpt, device="cpu").predict(flat, name="flat.csv")
+    assert f"flat.csv: 1 of {flat.n_obs} profiles have the same value for every landmark (e.g. sample {flat.obs_names[2]})" \
+        in caplog.text

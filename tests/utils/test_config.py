@@ -157,3 +157,15 @@ def test_eval_config_values_are_checked(tmp_path):
     with pytest.raises(InputError, match="data.max_targets=abc: expected null"):
         validate_eval_config(compose_config("eval", tmp_path, ["ckpt_path=m.ckpt", "+data.max_targets=abc"]))
     validate_eval_config(compose_config("eval", tmp_path, ["ckpt_path=m.ckpt", "debug=fast"]))
+
+
+def test_a_gpu_accelerator_on_a_machine_without_one_is_refused_with_the_fix(train_config):
+    import torch
+
+    from src.utils.config import validate_config
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ValueError, match=r"trainer.accelerator=gpu: no CUDA GPU is available here .* trainer.accelerator=auto"):
+        validate_config(train_config("trainer.accelerator=gpu"))
+    validate_config(train_config("trainer.accelerator=auto"))  # the fix

@@ -42,6 +42,22 @@ log = logging.getLogger(__name__)
 CONFIG_KEY = "data.source"  # where a run's config holds this source's options, named in the fixes errors suggest
 
 
+def check_disjoint(landmarks: GeneMap, targets: GeneMap) -> None:
+    """Refuse maps that share probes (the landmark map given as the target map trains a model that copies its
+    inputs). Genes may be in both through different probes, as in D-GEX's own maps (445 genes: one probe a
+    landmark, another a target)."""
+    shared = sorted(set(landmarks.all_probes) & set(targets.all_probes))
+    if shared:
+        same = len(shared) == len(set(landmarks.all_probes)) == len(set(targets.all_probes))
+        raise InputError(
+            f"{CONFIG_KEY}.target_map={targets.path}: {len(shared)} of its probes are also landmark probes of "
+            f"{CONFIG_KEY}.landmark_map={landmarks.path} (e.g. {', '.join(shared[:3])})"
+            + ("; it is the landmark map itself" if same else "")
+            + "; expected disjoint maps (the targets are inferred from the landmarks): pass the map of the target "
+              "genes (D-GEX's map_tg.txt)"
+        )
+
+
 class MappedMatrixSource:
     """Landmark and target genes of one expression file, as defined by two gene maps.
 
@@ -137,6 +153,7 @@ class MappedMatrixSource:
             log.info("Using the cached data %s", cache)
             return
         landmarks, targets = (read_gene_map(m) for m in self.maps)
+        check_disjoint(landmarks, targets)
         if max_targets:
             targets = targets.subset(max_targets)
         started = time.perf_counter()
