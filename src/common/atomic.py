@@ -24,7 +24,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from src.common.errors import NoRoomError
+
 log = logging.getLogger(__name__)
+
+DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)  # a full disk, a file over the size limit, a quota
 
 
 def _host() -> str:
@@ -113,7 +117,7 @@ def unwritable(path: str | os.PathLike, err: OSError, doing: str = "write", tmp:
     message = f"cannot write {path}: {_reason(path, err, doing)}"
     if tmp is not None:
         message += f" (while writing its temporary file {tmp.name}: {err})"
-    kind = NotADirectoryError if isinstance(err, FileExistsError) else type(err)
+    kind = NotADirectoryError if isinstance(err, FileExistsError) else NoRoomError if err.errno in DISK_FULL else type(err)
     try:
         new = kind(message)
     except Exception:  # an OSError subclass with another signature
@@ -123,7 +127,20 @@ def unwritable(path: str | os.PathLike, err: OSError, doing: str = "write", tmp:
 
 
 def _names(err: BaseException, tmp: Path) -> bool:
-    return isinstance(err, OSError) and (err.filename in (tmp, str(tmp)) or tmp.name in str(err))
+    """Whether ``err`` is about the file being written: it names it, or it is a full disk (a write error of
+    any file of the block: which one it names does not help the user)."""
+    return isinstance(err, OSError) and (err.filename in (tmp, str(tmp)) or tmp.name in str(err)
+                                         or err.errno in DISK_FULL)
+
+
+def disk_full_error(err: BaseException) -> OSError | None:
+    """An HDF5 write failure that h5py raises as a ``RuntimeError`` carrying the system's errno (``errno = 28``,
+    a full disk; 27, a file over the size limit; 122, a quota), as the ``OSError`` it is; None for others."""
+    match = re.search(r"errno = (\d+)", str(err)) if isinstance(err, RuntimeError) else None
+    if match and int(match.group(1)) in DISK_FULL:
+        code = int(match.group(1))
+        return OSError(code, os.strerror(code))
+    return None
 
 
 @contextmanager
@@ -151,9 +168,16 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         try:
             yield tmp
+        except NoRoomError:
+            raise  # an inner file of the block already named (nested writers: the first message is the one)
         except OSError as err:
             if _names(err, tmp):
                 raise unwritable(path, err, "write", tmp) from err
+            raise
+        except RuntimeError as err:  # h5py's form of a failed write
+            full = disk_full_error(err)
+            if full is not None:
+                raise unwritable(path, full, "write") from err
             raise
         try:
             os.replace(tmp, path)

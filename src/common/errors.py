@@ -34,7 +34,12 @@ class InputError(ValueError):
     """Bad input or config: the message names the file or key, the problem, what was expected and the fix."""
 
 
-USER_ERRORS = (InputError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
+class NoRoomError(OSError):
+    """An output that does not fit: a full disk, a file over the size limit (``ulimit -f``) or a quota."""
+
+
+USER_ERRORS = (InputError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError,
+               NoRoomError)
 
 
 def full_error_asked() -> bool:

@@ -42,7 +42,7 @@ from src.data.io.annotations import read_sample_annotations
 from src.data.io.base import MatrixReader, output_format
 from src.data.io.matrix import open_matrix
 from src.data.io.memory import MemoryReader
-from src.data.io.writers import MatrixWriter, check_outputs, to_anndata
+from src.data.io.writers import MatrixWriter, check_outputs, check_room, to_anndata
 from src.data.transforms import check_values
 from src.inference import cohort as cohorts
 from src.models.recalibration import ADJUSTMENTS
@@ -223,6 +223,7 @@ class Predictor:
             if shift is not None:  # ours: in every format (a samples sidecar beside a table)
                 samples.update(shift.columns())
             target_ids = [g for g, k in zip(self.target_ids, plan.keep) if k]
+            check_room(output, len(reader.sample_ids), len(target_ids), plan.layers)
             with MatrixWriter(output, reader.sample_ids, target_ids, plan.layers, feature_annotations=plan.annotations,
                               sample_annotations=samples or None, uns=plan.provenance) as writer:
                 for _, values in self.blocks(reader, plan, block_size):

@@ -150,3 +150,20 @@ def test_an_os_error_naming_the_temporary_file_is_raised_again_naming_the_output
     with pytest.raises(OSError, match="^unrelated$"):  # errors about other files pass unchanged
         with atomic_path(target):
             raise OSError("unrelated")
+
+
+@pytest.mark.parametrize("raised", [OSError(errno.ENOSPC, "No space left on device"),
+                                    OSError(errno.EFBIG, "File too large"),
+                                    RuntimeError("Can't close dataset (file write failed: errno = 28, error message = "
+                                                 "'No space left on device')")])
+def test_a_full_disk_inside_the_block_is_one_error_naming_the_output(tmp_path, raised):
+    """Whatever file of the block the system names (or none; h5py says it in a RuntimeError), a full disk, a
+    file over the size limit or a quota is a NoRoomError naming the output, and no temporary file is left."""
+    from src.common.errors import USER_ERRORS, NoRoomError
+
+    target = tmp_path / "out.h5ad"
+    with pytest.raises(NoRoomError, match=rf"cannot write {target}: ") as caught:
+        with atomic_path(target):
+            raise raised
+    assert isinstance(caught.value, USER_ERRORS) and caught.value.errno in (errno.ENOSPC, errno.EFBIG)
+    assert list(tmp_path.iterdir()) == []

@@ -31,6 +31,7 @@ existing file.
 from __future__ import annotations
 
 import csv
+import errno
 import gzip
 import json
 import os
@@ -41,7 +42,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from src.common.errors import InputError
+from src.common.errors import InputError, NoRoomError
 from src.common.atomic import atomic_path
 from src.data.io.gctx import GCTXWriter
 from src.data.io.base import output_format
@@ -238,6 +239,50 @@ def check_outputs(paths: Sequence[str | os.PathLike], *, inputs: Sequence[str | 
                 if not os.access(parent, os.W_OK | os.X_OK):
                     raise PermissionError(f"cannot write {path}: permission denied (to write in {parent})")
                 break
+
+
+BYTES_PER_VALUE = {"gctx": 4, "h5ad": 4, "table": 12}  # float32; a table's "-1.234567" and its separator
+
+
+def check_room(path: str | os.PathLike, n_samples: int, n_features: int, layers: Sequence[str], format: str = "auto",
+               key: str = "output") -> None:
+    """Refuse, before any work, an output that cannot fit: a matrix file larger than this process may write
+    (``ulimit -f``) or files larger together than the free space of the output's disk. (A disk that fills
+    while writing still fails with one message naming the output: :func:`~src.common.atomic.atomic_path`.)"""
+    import resource
+
+    path = Path(path)
+    format = output_format(path) if format == "auto" else format
+    per_layer = n_samples * n_features * BYTES_PER_VALUE[format] // (3 if path.name.endswith(".gz") else 1)
+    total = per_layer * len(layers)
+    largest = total if format == "h5ad" else per_layer  # an h5ad holds every layer; the others a file each
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit != resource.RLIM_INFINITY and largest > limit:
+        raise _no_room(errno.EFBIG, f"cannot write {key}={path}: a file of about {_size(largest)} is needed, but this "
+                                    f"process may write files of at most {_size(limit)} (ulimit -f); raise the limit or "
+                                    "predict fewer profiles per output")
+    folder = next((p for p in [path.parent, *path.parent.parents] if p.exists()), None)
+    if folder is None:
+        return
+    stats = os.statvfs(folder)
+    free = stats.f_bavail * stats.f_frsize
+    if total > free:
+        raise _no_room(errno.ENOSPC, f"cannot write {key}={path}: about {_size(total)} are needed and {_size(free)} are "
+                                     f"free on the disk of {folder}; free space there or choose another {key}")
+
+
+def _no_room(code: int, message: str) -> NoRoomError:
+    err = NoRoomError(message)
+    err.errno = code
+    return err
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} bytes"
 
 
 class MatrixWriter:
