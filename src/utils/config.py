@@ -150,6 +150,7 @@ def validate_predict_config(cfg: DictConfig) -> None:
     """The checks of ``src.predict``'s config: what must be given, each option's values, the device."""
     check_required(cfg, ["ckpt_path", "input", "output"],
                    "python -m src.predict ckpt_path=outputs/train/<run>/checkpoints/best.ckpt input=new.gctx output=pred.h5ad")
+    check_no_missing(cfg)
     check_settings(cfg, PREDICT_CHECKS)
     check_device(cfg.get("device", "auto"))
 

@@ -128,7 +128,10 @@ def _hdf5_format(path: Path) -> str:
 
 
 def _looks_like_text(head: bytes) -> bool:
-    """True if ``head`` (a file's first bytes) is non-empty text: no NUL byte, (almost) no control characters."""
+    """True if ``head`` (a file's first bytes) is non-empty text: UTF-16 with its byte-order mark, or no NUL
+    byte and (almost) no control characters."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return True
     if not head or b"\x00" in head:
         return False
     control = sum(b < 32 and b not in (9, 10, 12, 13) for b in head)
