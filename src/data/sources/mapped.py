@@ -92,6 +92,8 @@ class MappedMatrixSource:
     config_checks = check_table(
         ("strict_genes", one_of(True, False), "true or false (refuse map genes absent from the file)", "false"),
         ("min_gene_fraction", lambda v: number(v) and 0 < v <= 1, "a share in (0, 1] of the landmark genes", "0.9"),
+        ("id_type", one_of("auto", "probe", "ensembl", "symbol"), "auto, probe, ensembl or symbol", "auto"),
+        ("format", one_of("auto", "gctx", "h5ad", "table"), "auto, gctx, h5ad or table", "auto"),
     )
 
     def __init__(
