@@ -11,6 +11,9 @@ Each writer produces a file laid out exactly like one of the D-GEX data sets, fi
 :func:`write_gtex_like`
     ``GTEx_RNASeq_RPKM_n2921x55993.gctx`` (GCTX 1.0, float32 samples x versioned Ensembl genes, RPKM, with a
     ``Description`` gene-symbol annotation).
+:func:`write_archs4_like`
+    an ARCHS4 gene-level HDF5 file (``human_gene_v2.x.h5``: uint32 counts in ``data/expression``, gene and
+    sample metadata in ``meta/genes`` and ``meta/samples``), in either orientation.
 
 All three read one latent gene programme (the nonlinear low-rank model of :mod:`src.data.synthetic`, with
 one gene per Ensembl id of the maps): a sample has a latent state ``z``, and gene ``g`` has the log2 value
@@ -57,7 +60,7 @@ _CHROMOSOMES = np.array([str(c) for c in range(1, 23)] + ["X"])
 
 # Independent random streams: seeds are [seed, stream, ...].
 _MAP_GENES, _EXTRA_GENES, _CALIBRATION, _NAMES = 0, 1, 2, 3
-_GEO, _GEUVADIS, _GTEX, _DUPLICATES = 10, 11, 12, 13
+_GEO, _GEUVADIS, _GTEX, _DUPLICATES, _ARCHS4 = 10, 11, 12, 13, 14
 
 
 def _as_map(gene_map: GeneMap | str | os.PathLike) -> GeneMap:
@@ -445,3 +448,46 @@ def write_gtex_like(
         feature_meta={"Description": rows.symbols},
         attrs={"source": "gexinfer fixture: synthetic data in the layout of GTEx_RNASeq_RPKM_n2921x55993.gctx", "seed": seed},
     )
+
+
+def write_archs4_like(
+    path: str | os.PathLike,
+    landmark_map: GeneMap | str | os.PathLike,
+    target_map: GeneMap | str | os.PathLike,
+    n_samples: int,
+    *,
+    extra_genes: int = 50,
+    seed: int = 0,
+    genes_by_samples: bool = True,
+    n_series: int = 3,
+    single_cell_share: float = 0.2,
+) -> Path:
+    """Write an HDF5 file laid out like ARCHS4's gene-level counts (read by ``archs4py``).
+
+    ``data/expression``: uint32 read counts, genes x samples (``genes_by_samples``, as published) or samples x
+    genes; ``meta/genes``: ``ensembl_gene`` (unversioned) and ``symbol``, every distinct map gene once plus
+    ``extra_genes`` others; ``meta/samples``: ``geo_accession`` (GSM ids), ``series_id`` (``n_series`` GEO
+    series, round robin) and ``singlecellprobability`` (above 0.5 for about ``single_cell_share`` of the
+    samples). Counts are the RNA-seq programme's values at a sequencing depth drawn per sample (0.5-2x), so
+    that counts per million differ from raw counts. Returns ``path``.
+    """
+    import h5py
+
+    rows, programme, names = _rnaseq(landmark_map, target_map, n_samples, extra_genes, seed, _ARCHS4)
+    values = np.concatenate(list(_rnaseq_blocks(programme, seed, _ARCHS4, n_samples, rows.gene)), axis=0)
+    depth = names.uniform(0.5, 2.0, size=(n_samples, 1))
+    counts = np.round(values * depth * 20).astype(np.uint32)  # samples x genes
+    ensembl = np.array([i.split(".")[0] for i in rows.ids], dtype=object)
+    samples = [f"GSM{4000000 + i}" for i in range(n_samples)]
+    single = np.where(names.random(n_samples) < single_cell_share, names.uniform(0.5, 1.0, n_samples),
+                      names.uniform(0.0, 0.5, n_samples))
+    strings = h5py.string_dtype()
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("data/expression", data=counts.T if genes_by_samples else counts, chunks=True)
+        f.create_dataset("meta/genes/ensembl_gene", data=ensembl.astype(str).tolist(), dtype=strings)
+        f.create_dataset("meta/genes/symbol", data=rows.symbols.astype(str).tolist(), dtype=strings)
+        f.create_dataset("meta/samples/geo_accession", data=samples, dtype=strings)
+        f.create_dataset("meta/samples/series_id", data=[f"GSE{90000 + i % n_series}" for i in range(n_samples)],
+                         dtype=strings)
+        f.create_dataset("meta/samples/singlecellprobability", data=single.astype(np.float32))
+    return Path(path)

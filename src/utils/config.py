@@ -28,6 +28,7 @@ from src.common.errors import InputError
 from src.common.precision import run_precision
 from src.common.progress import is_first_process
 from src.data.datamodule import ExpressionDataModule
+from src.data.io.base import FORMATS
 from src.inference.predictor import Predictor
 from src.utils.loggers import prepare_wandb
 
@@ -74,7 +75,7 @@ EVAL_CHECKS = (*check_table(
 PREDICT_CHECKS = (*checks_of(Predictor, ""), *check_table(  # the engine's options, then the command's own
     ("block_size", positive_int, "a positive integer (samples per block)", "8192"),
     ("overwrite", one_of(True, False), "true or false", "true"),
-    ("input_format", one_of("auto", "gctx", "h5ad", "table"), "auto, gctx, h5ad or table", "gctx"),
+    ("input_format", one_of("auto", *FORMATS), "auto, " + ", ".join(FORMATS), "gctx"),
     ("reader_options", lambda v: isinstance(v, Mapping), "a mapping of reader options", "{}"),
 ))
 

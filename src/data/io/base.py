@@ -24,7 +24,7 @@ import numpy as np
 
 from src.common.errors import InputError
 
-FORMATS = ("gctx", "h5ad", "table")
+FORMATS = ("gctx", "h5ad", "table", "archs4")
 
 
 class MatrixFormatError(InputError):
@@ -116,13 +116,16 @@ def sniff_format(path: str | os.PathLike) -> str | None:
 
 
 def _hdf5_format(path: Path) -> str:
-    """``h5ad`` for an HDF5 file with ``obs`` and ``var`` at its root, else ``gctx`` (also when unreadable:
-    the name decides between the two then, so that the reader reports the problem)."""
+    """``h5ad`` for an HDF5 file with ``obs`` and ``var`` at its root, ``archs4`` for ARCHS4's layout
+    (``data/expression``, ``meta/genes``, ``meta/samples``), else ``gctx`` (also when unreadable: the name
+    decides between GCTX and h5ad then, so that the reader reports the problem)."""
     import h5py  # only for HDF5 files
 
     try:
         with h5py.File(path, "r") as f:
-            return "h5ad" if "obs" in f and "var" in f else "gctx"
+            if "obs" in f and "var" in f:
+                return "h5ad"
+            return "archs4" if "data/expression" in f and "meta/genes" in f and "meta/samples" in f else "gctx"
     except OSError:
         return "h5ad" if format_from_name(path) == "h5ad" else "gctx"
 

@@ -7,12 +7,13 @@ import os
 from collections.abc import Collection
 from pathlib import Path
 
+from src.data.io.archs4 import ARCHS4Reader
 from src.data.io.base import FORMATS, MatrixFormatError, MatrixReader, detect_format
 from src.data.io.gctx import GCTXReader
 from src.data.io.h5ad import H5ADReader
 from src.data.io.table import TableReader
 
-READERS = {"gctx": GCTXReader, "h5ad": H5ADReader, "table": TableReader}
+READERS = {"gctx": GCTXReader, "h5ad": H5ADReader, "table": TableReader, "archs4": ARCHS4Reader}
 
 
 def open_matrix(
@@ -44,11 +45,10 @@ def open_matrix(
             raise MatrixFormatError(
                 f"{where}: not an option of the {kind} reader of {path}; expected one of "
                 f"{', '.join(a for a in accepted if a not in ('options_key', 'known_features'))} (drop {where})")
-    if kind == "table":
-        if options_key is not None:
-            options["options_key"] = options_key
-        if known_features is not None:
-            options["known_features"] = known_features
+    if kind in ("table", "archs4") and options_key is not None:
+        options["options_key"] = options_key
+    if kind == "table" and known_features is not None:
+        options["known_features"] = known_features
     return READERS[kind](path, **options)
 
 

@@ -28,7 +28,7 @@ from src.common.config_checks import check_table, number, one_of
 from src.data.cache import content_hash, file_identity, fingerprint, read_cache, write_cache
 from src.data.dedup import near_duplicates_kept
 from src.data.genes import GeneColumns, GeneMap, match_genes, read_gene_map
-from src.data.io.base import MatrixReader
+from src.data.io.base import FORMATS, MatrixReader
 from src.data.io.annotations import read_sample_annotations
 from src.data.io.matrix import open_matrix
 from src.data.transforms import check_values, log2p1
@@ -93,7 +93,7 @@ class MappedMatrixSource:
         ("strict_genes", one_of(True, False), "true or false (refuse map genes absent from the file)", "false"),
         ("min_gene_fraction", lambda v: number(v) and 0 < v <= 1, "a share in (0, 1] of the landmark genes", "0.9"),
         ("id_type", one_of("auto", "probe", "ensembl", "symbol"), "auto, probe, ensembl or symbol", "auto"),
-        ("format", one_of("auto", "gctx", "h5ad", "table"), "auto, gctx, h5ad or table", "auto"),
+        ("format", one_of("auto", *FORMATS), "auto, " + ", ".join(FORMATS), "auto"),
     )
 
     def __init__(
