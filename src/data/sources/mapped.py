@@ -39,6 +39,9 @@ from src.common.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
+# What the cache holds, as this code builds it: a new number when that changes (2: targets measured as
+# landmarks on gene-level data left out), so that no older cache is taken for a newer one.
+CACHE_LAYOUT = 2
 CONFIG_KEY = "data.source"  # where a run's config holds this source's options, named in the fixes errors suggest
 
 
@@ -56,6 +59,30 @@ def check_disjoint(landmarks: GeneMap, targets: GeneMap) -> None:
             + "; expected disjoint maps (the targets are inferred from the landmarks): pass the map of the target "
               "genes (D-GEX's map_tg.txt)"
         )
+
+
+def drop_measured_targets(genes: GeneColumns, landmarks: GeneMap, targets: GeneMap, path) -> tuple[GeneColumns, GeneMap, dict]:
+    """Leave out the targets that read the very file columns a landmark reads: on gene-level data (Ensembl ids
+    or symbols) D-GEX's maps list 445 genes twice, one probe a landmark and another a target, so such a
+    "target" is a measured input, and scoring its prediction would count copying as inference. Returns the
+    mapping and the target map without them, and what was dropped (count, first symbols and ids; empty if
+    none). Probe-level data keep them: their probes differ."""
+    n_lm = len(landmarks)
+    bounds = np.r_[genes.starts, len(genes.columns)]
+    runs = [tuple(genes.columns[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+    landmark_runs = set(runs[:n_lm])
+    copy = np.array([run in landmark_runs for run in runs[n_lm:]], dtype=bool)
+    if not copy.any():
+        return genes, targets, {}
+    index = np.flatnonzero(copy)
+    log.warning("%d of the %d target genes of %s read the same column of %s as a landmark (on gene-level data a gene "
+                "of both maps is measured): left out, since a measured gene is not inferred (first: %s)",
+                len(index), len(targets), targets.path.name, Path(path).name,
+                ", ".join(targets.symbols[i] for i in index[:5]))
+    keep = np.r_[np.ones(n_lm, dtype=bool), ~copy]
+    dropped = {"count": int(len(index)), "symbols": [targets.symbols[i] for i in index[:20]],
+               "ids": [targets.ensembl_ids[i] for i in index[:20]]}
+    return genes.select(keep), targets.select(~copy), dropped
 
 
 class MappedMatrixSource:
@@ -145,6 +172,7 @@ class MappedMatrixSource:
             "genes": [self.strict_genes, self.min_gene_fraction],
             "duplicates": [self.remove_duplicates, self.duplicate_threshold, self.duplicate_clusters],
             "subset": [max_samples, max_targets],
+            "layout": CACHE_LAYOUT,
         })
         return self.cache_dir / f"{self.path.name.split('.')[0]}_{key}.h5"
 
@@ -167,6 +195,9 @@ class MappedMatrixSource:
             hint=f"to train on the genes present, pass {CONFIG_KEY}.strict_genes=false",
         )
         genes, (landmarks, targets), dropped = self._present_genes(genes, landmarks, targets, reader.feature_ids)
+        genes, targets, copies = drop_measured_targets(genes, landmarks, targets, self.path)
+        if copies:
+            dropped["targets_measured_as_landmarks"] = copies
         matrix, sample_ids = self._read_genes(reader, genes, max_samples)
         n_read = len(sample_ids)
         rows = np.arange(n_read)  # the file's rows kept, in order

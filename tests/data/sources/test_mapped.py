@@ -223,3 +223,23 @@ def test_sample_annotations_of_the_file_and_a_design_file_reach_the_data(tmp_pat
     assert data.sample_ids == ["HG00096", "NA18486", "NA20508"]
     assert data.sample_annotations["sex"] == ["male", "female", "female"]
     assert "British" in next(v for v in data.sample_annotations.values() if v[0] != "male")
+
+
+def test_on_gene_level_data_a_target_that_is_also_a_landmark_gene_is_left_out_and_on_probes_kept(tmp_path, caplog):
+    """D-GEX's maps list 445 genes twice (one probe a landmark, another a target). On probe data both are
+    measured separately and stay; on gene-level data the "target" is the landmark's own column, a measured
+    input, so it is left out (logged, recorded), or its prediction would count copying as inference."""
+    lm, tg = tmp_path / "map_lm.txt", tmp_path / "map_tg.txt"
+    lm.write_text("A\tENSG01\tp1_at\nB\tENSG02\tp2_at\n")
+    tg.write_text("A\tENSG01\tp3_at\nD\tENSG04\tp5_at\n")  # A again, through another probe
+    values = np.random.default_rng(3).normal(8, 2, size=(6, 4))
+    probes = _source(_gctx(tmp_path / "probes.gctx", values, features=["p1_at", "p2_at", "p3_at", "p5_at"]), (lm, tg),
+                     tmp_path, id_type="probe").load()
+    assert probes.target_ids == ["ENSG01", "ENSG04"]
+    caplog.set_level("WARNING", logger="src.data.sources.mapped")
+    genes = _source(_gctx(tmp_path / "genes.gctx", values, features=["ENSG01", "ENSG02", "ENSG03", "ENSG04"]), (lm, tg),
+                    tmp_path, id_type="ensembl").load()
+    assert genes.target_ids == ["ENSG04"] and genes.landmark_ids == ["ENSG01", "ENSG02"]
+    np.testing.assert_allclose(genes.targets[:, 0], values[:, 3], rtol=1e-6)
+    assert genes.info["genes_dropped"]["targets_measured_as_landmarks"] == {"count": 1, "symbols": ["A"], "ids": ["ENSG01"]}
+    assert "1 of the 2 target genes of map_tg.txt read the same column" in caplog.text
