@@ -17,6 +17,7 @@ DATA_ARGS = {
     "gtex": ["data.source.path=GTEx_RNASeq_RPKM_n2921x55993.gctx", *MAP_ARGS],
     "1000g": ["data.source.path=GD462.GeneQuantRPKM.50FN.samplename.resk10.txt", *MAP_ARGS],
     "matrix": ["data.source.path=expression.h5ad", *MAP_ARGS],
+    "archs4": ["data.source.path=human_gene_v2.latest.h5"],
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from src.common.errors import InputError
 
@@ -15,13 +15,26 @@ def data_config(cfg: DictConfig, model) -> DictConfig:
     ``data.*`` overrides (e.g. those of ``debug=fast``) applied over it."""
     given = cfg.get("data")
     if given is not None and "_target_" in given:
-        return given
+        return with_model_targets(given, model)
     if not model.data_config:
         raise InputError(f"{cfg.ckpt_path}: the checkpoint holds no data config; choose the data, e.g. data=synthetic "
                          "or data=matrix data.source.path=FILE data.source.landmark_map=... data.source.target_map=...")
     merged = OmegaConf.merge(OmegaConf.create(model.data_config), given or {})
     resolve_stored_paths(merged, cfg.ckpt_path, overridden=OmegaConf.to_container(given) if given else {})
-    return merged
+    return with_model_targets(merged, model)
+
+
+def with_model_targets(data_cfg: DictConfig, model) -> DictConfig:
+    """The data keep the targets the model predicts: a model with targets that are also landmark genes (a
+    probe-level GEO model evaluated on gene-level RNA-seq, D-GEX's cross-platform protocol) is scored on all
+    of them (``data.source.measured_targets=keep``); a model trained without them, without them."""
+    source = data_cfg.get("source")
+    if source is not None and "measured_targets" in source:
+        space = model.preprocessing
+        shared = set(space.target_ids) & set(space.landmark_ids)
+        with open_dict(data_cfg):
+            data_cfg.source.measured_targets = "keep" if shared else "drop"
+    return data_cfg
 
 
 STORED_PATHS = ("path", "landmark_map", "target_map", "sample_annotations")

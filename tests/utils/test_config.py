@@ -127,7 +127,7 @@ def test_model_specific_keys_are_checked_when_the_model_has_them(train_config):
     ("missing_landmarks=skip", "missing_landmarks=skip: expected error or impute, e.g. missing_landmarks=impute"),
     ("overwrite=yes", "overwrite=yes: expected true or false"),
     ("log2=maybe", "log2=maybe: expected auto, true or false"),
-    ("input_format=csv", "input_format=csv: expected auto, gctx, h5ad or table"),
+    ("input_format=csv", "input_format=csv: expected auto, gctx, h5ad, table, archs4"),
     ("device=gpu", "device=gpu: expected auto, cpu, cuda or cuda:N"),
     ("device=cuda:99", "device=cuda:99: this machine has"),
 ])

@@ -121,6 +121,7 @@ class MappedMatrixSource:
         ("min_gene_fraction", lambda v: number(v) and 0 < v <= 1, "a share in (0, 1] of the landmark genes", "0.9"),
         ("id_type", one_of("auto", "probe", "ensembl", "symbol"), "auto, probe, ensembl or symbol", "auto"),
         ("format", one_of("auto", *FORMATS), "auto, " + ", ".join(FORMATS), "auto"),
+        ("measured_targets", one_of("drop", "keep"), "drop or keep", "drop"),
     )
 
     def __init__(
@@ -141,8 +142,10 @@ class MappedMatrixSource:
         strict_genes: bool = False,
         min_gene_fraction: float = 0.9,
         sample_annotations: str | Path | None = None,
+        measured_targets: str = "drop",
     ):
         self.path = Path(path)
+        self.measured_targets = measured_targets
         self.maps = (Path(landmark_map), Path(target_map))
         self.cache_dir = Path(cache_dir)
         self.format, self.id_type, self.log2 = format, id_type, log2
@@ -172,7 +175,7 @@ class MappedMatrixSource:
             "genes": [self.strict_genes, self.min_gene_fraction],
             "duplicates": [self.remove_duplicates, self.duplicate_threshold, self.duplicate_clusters],
             "subset": [max_samples, max_targets],
-            "layout": CACHE_LAYOUT,
+            "layout": [CACHE_LAYOUT, self.measured_targets],
         })
         return self.cache_dir / f"{self.path.name.split('.')[0]}_{key}.h5"
 
@@ -195,9 +198,10 @@ class MappedMatrixSource:
             hint=f"to train on the genes present, pass {CONFIG_KEY}.strict_genes=false",
         )
         genes, (landmarks, targets), dropped = self._present_genes(genes, landmarks, targets, reader.feature_ids)
-        genes, targets, copies = drop_measured_targets(genes, landmarks, targets, self.path)
-        if copies:
-            dropped["targets_measured_as_landmarks"] = copies
+        if self.measured_targets == "drop":
+            genes, targets, copies = drop_measured_targets(genes, landmarks, targets, self.path)
+            if copies:
+                dropped["targets_measured_as_landmarks"] = copies
         matrix, sample_ids = self._read_genes(reader, genes, max_samples)
         n_read = len(sample_ids)
         rows = np.arange(n_read)  # the file's rows kept, in order
