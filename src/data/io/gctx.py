@@ -27,6 +27,7 @@ import numpy as np
 
 from src.common.atomic import atomic_path
 from src.data.io.base import MatrixFormatError, check_unique
+from src.data.io.hdf5 import hdf5_output, reserve
 
 MATRIX = "0/DATA/0/matrix"
 SAMPLE_META = "0/META/COL"
@@ -264,13 +265,17 @@ class GCTXWriter:
         cache = max(2 * chunks[0] * chunks[1] * dtype.itemsize, 1 << 20) if chunks else 1 << 20
         self._stack = ExitStack()
         tmp = self._stack.enter_context(atomic_path(self.path))
-        self._file = self._stack.enter_context(h5py.File(tmp, "w", rdcc_nbytes=cache))
+        self._file = self._stack.enter_context(hdf5_output(tmp, "w", rdcc_nbytes=cache))
         self._file.attrs["version"] = VERSION
         for key, value in (attrs or {}).items():
             self._file.attrs[key] = value
         self._ds = self._file.create_dataset(
             MATRIX, shape=(n_samples, n_features), dtype=dtype, chunks=chunks, compression=compression
         )
+        # The matrix, and generously its ids and metadata (64 bytes a value) and HDF5's own structures.
+        meta = sum(len(m) for m in (sample_meta or {}).values()) + sum(len(m) for m in (feature_meta or {}).values())
+        reserve(self._file, n_samples * n_features * dtype.itemsize + 64 * (n_samples + n_features + meta) + (1 << 20),
+                self.path)
         self.done = self.blocks = 0
 
     def write(self, block: np.ndarray) -> None:

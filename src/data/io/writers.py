@@ -39,12 +39,12 @@ from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from src.common.errors import InputError, NoRoomError
 from src.common.atomic import atomic_path
 from src.data.io.gctx import GCTXWriter
+from src.data.io.hdf5 import hdf5_output
 from src.data.io.base import output_format
 from src.data.io.table import guess_separator
 
@@ -382,7 +382,7 @@ class MatrixWriter:
         else:  # the layout of files written before annotations existed, unchanged
             skeleton = anndata.AnnData(obs=plain_string_frame({}, self.sample_ids), var=plain_string_frame({}, self.feature_ids))
             skeleton.write_h5ad(tmp)
-        f = self._stack.enter_context(h5py.File(tmp, "a"))
+        f = self._stack.enter_context(hdf5_output(tmp, "a"))
         shape = (len(self.sample_ids), len(self.feature_ids))
         chunks = (max(1, min(256, shape[0])), max(1, shape[1])) if all(shape) else None
         datasets = []

@@ -358,7 +358,7 @@ def _fail_second(original):
 
 @pytest.mark.parametrize("name, patch", [
     ("pred.h5ad", lambda mp: mp.setattr(anndata.AnnData, "write_h5ad", _fail)),  # writing the skeleton
-    ("pred.h5ad", lambda mp: mp.setattr("src.data.io.writers.h5py", types.SimpleNamespace(File=_fail))),  # reopening it
+    ("pred.h5ad", lambda mp: mp.setattr("src.data.io.hdf5.h5py", types.SimpleNamespace(File=_fail))),  # reopening it
     ("pred.gctx", lambda mp: mp.setattr("src.data.io.writers.GCTXWriter", _fail_second(GCTXWriter))),  # second layer
     ("pred.csv", lambda mp: mp.setattr(MatrixWriter, "_write_annotations", _fail)),  # a sidecar, the layers open
     ("pred.csv.gz", lambda mp: mp.setattr("src.data.io.writers.gzip.open", _fail_second(gzip.open))),
