@@ -169,3 +169,32 @@ def test_a_gpu_accelerator_on_a_machine_without_one_is_refused_with_the_fix(trai
     with pytest.raises(ValueError, match=r"trainer.accelerator=gpu: no CUDA GPU is available here .* trainer.accelerator=auto"):
         validate_config(train_config("trainer.accelerator=gpu"))
     validate_config(train_config("trainer.accelerator=auto"))  # the fix
+
+
+def every_check():
+    """Every config check of the run, the Trainer, eval, predict, every model and every data set."""
+    import yaml
+    from omegaconf import OmegaConf
+
+    from src.common.config_checks import checks_of, target_class
+    from src.utils.config import EVAL_CHECKS, PREDICT_CHECKS, RUN_CHECKS, TRAINER_CHECKS, data_checks
+    from tests.conftest import CONF
+
+    checks = [*RUN_CHECKS, *TRAINER_CHECKS, *EVAL_CHECKS, *PREDICT_CHECKS]
+    for path in sorted((CONF / "model").glob("*.yaml")):
+        cfg = OmegaConf.create({"model": yaml.safe_load(path.read_text())})
+        checks += checks_of(target_class(cfg, "model"), "model")
+    for path in sorted((CONF / "data" / "source").glob("*.yaml")):
+        cfg = OmegaConf.create({"data": {"source": yaml.safe_load(path.read_text())}})
+        checks += data_checks(cfg)
+    return {check.key: check for check in checks}.values()
+
+
+@pytest.mark.parametrize("check", every_check(), ids=lambda c: c.key)
+def test_the_example_every_check_prints_passes_it_when_pasted(check):
+    """Each config error ends with ``e.g. KEY=EXAMPLE``: parsed as the command line parses it, that value is one
+    the key accepts (so the hint works pasted, for every key of every model and data set)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    value = OverridesParser.create().parse_overrides([f"{check.key}={check.example}"])[0].value()
+    assert check.ok(value), f"{check.key}={check.example} is refused by its own check"
