@@ -17,7 +17,8 @@ from src.common.errors import InputError
 BLOCK = 2048  # samples per block: a few tens of MB at 10^4 genes
 
 
-def _blocks(n: int, size: int = BLOCK) -> Iterator[slice]:
+def _blocks(n: int, size: int | None = None) -> Iterator[slice]:
+    size = size or BLOCK
     for start in range(0, n, size):
         yield slice(start, min(start + size, n))
 

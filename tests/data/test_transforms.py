@@ -103,3 +103,26 @@ def test_rows_are_permuted_in_place():
     np.testing.assert_array_equal(matrix, expected)
     with pytest.raises(ValueError, match="permutation"):
         permute_rows_(matrix, [0, 0, 1, 2, 3, 4, 5, 6, 7, 8])
+
+
+def test_fitted_statistics_stream_over_blocks_of_a_memory_mapped_matrix_exactly(tmp_path, monkeypatch):
+    """Gene means and sds, quantile references and the landmark covariance are computed block by block over
+    the training rows, so they work on a matrix that is only memory-mapped from disk (never read whole), and
+    equal the in-memory results (blocks of 7 rows here, to cross many block boundaries)."""
+    import src.data.transforms as transforms
+    from src.data.impute import LandmarkImputer
+
+    rng = np.random.default_rng(0)
+    values = rng.normal(5, 2, size=(103, 11)).astype(np.float32)
+    path = tmp_path / "matrix.f32"
+    values.tofile(path)
+    mapped = np.memmap(path, dtype=np.float32, mode="r", shape=values.shape)
+    rows = np.sort(rng.choice(103, size=80, replace=False))
+    monkeypatch.setattr(transforms, "BLOCK", 7)
+    mean, std = transforms.column_moments(mapped, rows)
+    np.testing.assert_allclose(mean, values[rows].astype(np.float64).mean(0), rtol=1e-12)
+    np.testing.assert_allclose(std, values[rows].astype(np.float64).std(0), rtol=1e-10)
+    np.testing.assert_allclose(transforms.reference_quantiles(mapped, rows),
+                               np.sort(values[rows], axis=1).astype(np.float64).mean(0), rtol=1e-12)
+    covariance = LandmarkImputer.fit(mapped, rows, block=7).covariance
+    np.testing.assert_allclose(covariance, np.cov(values[rows].astype(np.float64), rowvar=False, bias=True), atol=1e-9)
