@@ -45,7 +45,7 @@ class ShiftScan:
         """One line: how many profiles are unlike the training data, and what that means for the intervals."""
         flagged, n = share_flagged(self.p_value)
         text = f"{flagged} of {n} profiles are unlike the training data (shift p < {FLAG_P:g})"
-        if flagged > max(FLAG_P * n * 5, 1):  # well beyond the 1% expected of the training cohort's own
+        if flagged >= max(FLAG_P * n * 5, 1):  # well beyond the 1% expected of the training cohort's own
             text += (": their intervals and reliability calls are not calibrated; measure some of them and pass "
                      "calibrate_with=FILE, or interval_shift=weighted for intervals that widen with the shift")
         return text
