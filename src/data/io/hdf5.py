@@ -40,7 +40,7 @@ def reserve(f: h5py.File, nbytes: int, path) -> None:
     """Allocate ``nbytes`` of disk for the open file ``f`` (``posix_fallocate`` on its descriptor), so that the
     writes that fill it cannot fail for want of room; a full disk, a size limit or a quota raises a
     :class:`~src.common.errors.NoRoomError` naming ``path`` now. File systems that cannot allocate ahead are
-    left as they are. HDF5 trims the file to what it used when it closes it."""
+    left as they are. :func:`hdf5_output` trims the file to what HDF5 used when it closes it."""
     from src.common.atomic import DISK_FULL, unwritable
 
     try:
@@ -63,7 +63,11 @@ def hdf5_output(path, mode: str = "w", **options) -> Iterator[h5py.File]:
         discard(f)
         raise
     try:
+        f.flush()
+        used = f.id.get_filesize()  # the end of what HDF5 allocated (a reserved file is longer)
         f.close()
     except BaseException:
         discard(f)
         raise
+    if os.path.getsize(path) > used:
+        os.truncate(path, used)  # the room reserved and not used, so the file ends where HDF5's data do
