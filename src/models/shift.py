@@ -38,6 +38,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.linalg
 import torch
 from scipy import stats
 
@@ -63,10 +64,13 @@ class ShiftModel:
         if len(train) > MAX_FIT_SAMPLES:
             train = train[np.linspace(0, len(train) - 1, MAX_FIT_SAMPLES).astype(int)]
         mean = train.mean(0)
-        k = max(1, min(k, len(train) - 1, train.shape[1] - 1))
-        # The leading right singular vectors of the centred training landmarks.
-        _, _, vt = np.linalg.svd(train - mean, full_matrices=False)
-        components = vt[:k]
+        p = train.shape[1]
+        k = max(1, min(k, len(train) - 1, p - 1))
+        # The leading eigenvectors of the training landmarks' scatter matrix (the right singular vectors of the
+        # centred matrix), only the k wanted: a fraction of a full SVD's time.
+        centred = train - mean
+        _, vectors = scipy.linalg.eigh(centred.T @ centred, subset_by_index=[p - k, p - 1])
+        components = vectors[:, ::-1].T
         model = cls(mean.astype(np.float32), components.astype(np.float32), np.ones(k, np.float32), 1.0)
         z, residual = model._project(np.asarray(heldout, np.float64))
         floor = 1e-6
