@@ -44,7 +44,7 @@ from src.data.io.matrix import open_matrix
 from src.data.io.memory import MemoryReader
 from src.data.io.writers import MatrixWriter, check_outputs, check_room, to_anndata
 from src.data.transforms import check_values
-from src.inference import cohort as cohorts
+from src.inference.cohort import ShiftScan, calibrate_on, scan_shift, shift_test, weighted_intervals
 from src.models.recalibration import ADJUSTMENTS
 from src.models.loading import load_model
 
@@ -297,7 +297,7 @@ class Predictor:
                                  "data.calibration=0.1 (the default)")
             draft = Plan(source=source, genes=matched, needed=needed, remap=remap, log2=use_log2, quantile_normalize=qn,
                          keep=np.ones(len(space.target_ids), dtype=bool), layers=[])
-            cohort = cohorts.calibrate_on(self, calibrate_with, draft, alpha, adjust, reader_options)
+            cohort = calibrate_on(self, calibrate_with, draft, alpha, adjust, reader_options)
             reliability = cohort.reliability
         else:
             reliability = trust.reliability_for(self.model, space, present) if trust is not None else None
@@ -319,14 +319,14 @@ class Predictor:
         return Plan(
             source=source, genes=matched, needed=needed, remap=remap, log2=use_log2, quantile_normalize=qn, keep=keep,
             layers=self._layers(interval), adaptive=interval_kind == "adaptive", annotations=annotations,
-            intervals=intervals, provenance=provenance, shift=cohorts.shift_test(self, present),
+            intervals=intervals, provenance=provenance, shift=shift_test(self, present),
             adjustment=cohort.adjustment if cohort is not None else None, interval_shift=interval_shift, alpha=alpha,
         )
 
-    def scan(self, reader: MatrixReader, plan: Plan, block_size: int = 4096) -> "cohorts.ShiftScan | None":
+    def scan(self, reader: MatrixReader, plan: Plan, block_size: int = 4096) -> ShiftScan | None:
         """Before predicting: score how unlike the training data each profile is (logged in one line and
         written into the provenance), and with ``interval_shift=weighted`` weight the intervals by it."""
-        shift = cohorts.scan_shift(self, reader, plan, block_size)
+        shift = scan_shift(self, reader, plan, block_size)
         if shift is None:
             plan.provenance["shift"] = "not scored (the checkpoint predates shift scores)"
             return None
@@ -334,7 +334,7 @@ class Predictor:
         (log.warning if "not calibrated" in summary else log.info)("%s: %s", plan.source, summary)
         plan.provenance["shift"] = summary
         if plan.interval_shift == "weighted":
-            plan.intervals = cohorts.weighted_intervals(self, plan, shift, plan.alpha)
+            plan.intervals = weighted_intervals(self, plan, shift, plan.alpha)
             plan.provenance["interval"] += "; weighted under covariate shift (Tibshirani et al. 2019)"
         return shift
 
