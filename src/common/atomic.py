@@ -244,3 +244,26 @@ def _holder(marker: Path) -> tuple[str, int] | None:
         return host, int(pid)
     except (OSError, ValueError):
         return None
+
+
+@contextmanager
+def locked(path: str | os.PathLike, waiting: str = "") -> Iterator[None]:
+    """Hold an exclusive advisory lock (``flock``) on the file ``path`` (created if missing) while the block runs;
+    another process asking for it waits (logging ``waiting`` once, if given). The system releases the lock when
+    its holder exits or dies, so a killed process never leaves it held. Used where several processes of one
+    node (DDP ranks) would make the same file: the first makes it, the others wait and then use it."""
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting:
+                log.info(waiting)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock

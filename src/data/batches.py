@@ -1,4 +1,5 @@
-"""Batches cut by index from tensors held in memory: no per-sample ``__getitem__``, no collation.
+"""Batches cut by index, from tensors held in memory (:class:`TensorBatches`) or from a split stored on disk
+(:class:`DiskBatches`): no per-sample ``__getitem__``, no collation.
 
 ``data.batch_size`` is the *global* batch: under DDP every rank takes its share of each global batch,
 so one device and N devices see the same batches and, with loss means over the batch, the same steps.
@@ -8,10 +9,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from src.common.errors import InputError
+from src.data.rowfile import RowFile
 
 
 class TensorBatches(Dataset):
@@ -46,6 +49,56 @@ class TensorBatches(Dataset):
     def deployed_landmarks(self) -> torch.Tensor:
         """The network inputs of the deployed path (the D-GEX-protocol inputs where the two agree)."""
         return self.landmarks if self.deployed is None else self.deployed
+
+
+class DiskBatches(Dataset):
+    """A split stored on disk (:mod:`src.data.disk_splits`), with :class:`TensorBatches`'s interface.
+
+    A batch (an index tensor) is read by rows through the page cache (:class:`~src.data.rowfile.RowFile`), in
+    ascending file order, into fresh tensors in the order asked: the batches, and so the training steps, are
+    those of the in-memory path. ``landmarks``, ``targets`` and ``deployed`` are the whole split as tensors over a
+    memory map, for the code that needs it at once (closed-form fits, calibration, evaluation): the pages it
+    touches count in the process's resident memory, so batches never go through them.
+    """
+
+    def __init__(self, landmarks: RowFile, targets: RowFile, deployed: RowFile | None = None):
+        self.files = (landmarks, targets) + (() if deployed is None else (deployed,))
+        self._whole: dict[int, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return len(self.files[0])
+
+    @property
+    def nbytes(self) -> int:
+        return sum(f.nbytes for f in self.files)
+
+    def __getitem__(self, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        index = np.asarray(idx.cpu() if isinstance(idx, torch.Tensor) else idx)
+        return tuple(torch.from_numpy(f.take(index)) for f in self.files)
+
+    def _tensor(self, i: int) -> torch.Tensor:
+        if i not in self._whole:
+            self._whole[i] = torch.from_numpy(self.files[i].memmap())
+        return self._whole[i]
+
+    @property
+    def landmarks(self) -> torch.Tensor:
+        return self._tensor(0)
+
+    @property
+    def targets(self) -> torch.Tensor:
+        return self._tensor(1)
+
+    @property
+    def deployed(self) -> torch.Tensor | None:
+        return self._tensor(2) if len(self.files) > 2 else None
+
+    @property
+    def deployed_landmarks(self) -> torch.Tensor:
+        return self.landmarks if self.deployed is None else self.deployed
+
+    def __getstate__(self):  # pickled (DDP spawn): without the memory maps
+        return {"files": self.files, "_whole": {}}
 
 
 class IndexBatchSampler(Sampler[torch.Tensor]):

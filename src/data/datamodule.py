@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import lightning as L
 import numpy as np
@@ -11,9 +12,10 @@ import torch
 from src.common.config_checks import check_table, integer, list_of, number, one_of, optional, positive_int
 from src.common.errors import InputError
 from src.data.batches import IndexBatchSampler, TensorBatches, index_loader
+from src.data.disk_splits import build_or_open, choose_storage
 from src.data.transforms import fold_indices, permute_rows_, split_indices
 from src.data.preprocessing import Preprocessing
-from src.data.sources.base import ExpressionSource
+from src.data.sources.base import ExpressionData, ExpressionSource
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +64,8 @@ class ExpressionDataModule(L.LightningDataModule):
     sample is quantile-normalised (rank-mapped) onto reference quantiles: the source's fixed reference
     if it has one (e.g. GEO's, for RNA-seq data), else the mean sorted profile of the *training*
     samples. Each gene is then standardised with the training split's mean and standard deviation
-    only, so no validation or test statistic leaks into training. All splits live in memory as float32
-    tensors and batches are cut by index (see :mod:`src.data.batches`).
+    only, so no validation or test statistic leaks into training. The splits live in memory as float32
+    tensors, or on disk when they would not fit (``storage``); batches are cut by index (see :mod:`src.data.batches`).
 
     Args:
         source: where the data comes from (synthetic, a GCTX file, ...).
@@ -85,6 +87,11 @@ class ExpressionDataModule(L.LightningDataModule):
             :data:`ON_DEVICE_SHARE` of its free memory. Batches are then cut on the device, as a plain
             PyTorch loop over tensors on the GPU does, instead of a gather and a host-to-device copy per
             step. On a CPU it changes nothing.
+        storage: where the preprocessed splits live: ``memory`` (float32 tensors in every process), ``disk`` (a
+            preprocessed cache on disk read by rows, one copy per node in the page cache shared by its DDP
+            processes, see :mod:`src.data.disk_splits`; file sources only) or ``auto``: in memory when every
+            process of the node together would take at most half of the memory available, else on disk. Both
+            give the same batches, steps and results.
 
     Evaluation splits carry two inputs: the D-GEX protocol's (landmarks rank-mapped together with the
     targets, as the GEO file was normalised) and the deployed path's (landmarks alone, exactly as
@@ -104,6 +111,7 @@ class ExpressionDataModule(L.LightningDataModule):
         ("max_targets", optional(positive_int), "null (all target genes) or a positive integer", "300"),
         ("quantile_normalize", one_of(True, False), "true or false", "false"),
         ("on_device", one_of("auto", True, False), "auto, true or false (splits held on the GPU)", "auto"),
+        ("storage", one_of("auto", "memory", "disk"), "auto, memory or disk (where the preprocessed splits live)", "auto"),
         ("folds", optional(lambda v: integer(v) and v >= 2), "null (one train/val/test split) or an integer >= 2", "5"),
         ("fold", lambda v: integer(v) and v >= 0, "a fold index from 0 to data.folds - 1", "0"),
     )
@@ -122,6 +130,7 @@ class ExpressionDataModule(L.LightningDataModule):
         folds: int | None = None,
         fold: int = 0,
         on_device: bool | str = "auto",
+        storage: str = "auto",
     ):
         super().__init__()
         self.source = source
@@ -135,6 +144,10 @@ class ExpressionDataModule(L.LightningDataModule):
         self.calibration = calibration
         self.folds, self.fold = folds, fold
         self.on_device = on_device
+        self.storage = storage
+        self.storage_used: str | None = None  # what setup() chose: memory or disk
+        self.store: Path | None = None  # the folder of the preprocessed splits (storage on disk)
+        self._raw_rows: dict[str, tuple] = {}  # held-out splits' rows of the source on disk (quantile-normalised data)
         self._device_splits: dict[str, TensorBatches] = {}  # copies on the accelerator (see on_device)
         self.raw_landmarks: dict[str, np.ndarray] = {}  # held-out splits before preprocessing (quantile-normalised data)
         self.preprocessing: Preprocessing | None = None
@@ -151,10 +164,10 @@ class ExpressionDataModule(L.LightningDataModule):
         self._prepared = True
 
     def setup(self, stage: str | None = None) -> None:
-        """Load, split and standardise once; later calls (Lightning calls it per stage) are free."""
+        """Load (or open on disk), split and standardise once; later calls (Lightning calls it per stage) are free."""
         if self.splits:
             return
-        data = self.source.load(self.max_samples, self.max_targets)
+        data = self._data()
         self.sample_annotations = {name: dict(zip(data.sample_ids, values)) for name, values in data.sample_annotations.items()}
         n = len(data.sample_ids)
         if self.folds:
@@ -166,11 +179,44 @@ class ExpressionDataModule(L.LightningDataModule):
         parts["train"], parts["calibration"] = parts["train"][: len(parts["train"]) - n_cal], parts["train"][len(parts["train"]) - n_cal :]
         parts = {name: parts[name] for name in SPLITS}
         check_split_sizes({name: len(part) for name, part in parts.items()}, len(data.sample_ids), self.max_samples)
-        # Reorder the rows in place to train | val | calibration | test, so every split is a view, not a copy.
+        for name, part in parts.items():
+            self.sample_ids[name] = [data.sample_ids[i] for i in part]
+        if self.storage_used == "disk":
+            self.preprocessing, self.splits, self.store = build_or_open(data, parts, self.quantile_normalize)
+            if self.quantile_normalize:  # the held-out landmarks as read, on demand
+                self._raw_rows = {name: (data.landmarks, parts[name]) for name in SPLITS[1:]}
+        else:
+            self._split_in_memory(data, parts)
+        log.info(
+            "Data: %d landmarks, %d targets; %d train / %d val / %d calibration / %d test samples",
+            len(data.landmark_ids), len(data.target_ids), *map(len, parts.values()),
+        )
+
+    def _data(self) -> ExpressionData:
+        """The source's data: on disk (:class:`~src.data.rowfile.RowFile` matrices) when ``storage`` says so or, with
+        ``auto``, when it would not fit in memory (:func:`~src.data.disk_splits.choose_storage`); else in memory."""
+        opener = getattr(self.source, "open", None)
+        if opener is None:
+            if self.storage == "disk":
+                raise InputError(f"data.storage=disk: the {type(self.source).__name__} cannot be read from disk by rows "
+                                 "(file sources can: data=matrix, geo, gtex, geuvadis, archs4); expected "
+                                 "data.storage=auto or data.storage=memory")
+            self.storage_used = "memory"
+            return self.source.load(self.max_samples, self.max_targets)
+        data = opener(self.max_samples, self.max_targets)
+        nbytes = 4 * len(data.sample_ids) * (data.landmarks.shape[1] + data.targets.shape[1])
+        processes = getattr(self.trainer, "num_devices", 1) if self.trainer is not None else 1
+        self.storage_used = choose_storage(self.storage, nbytes, processes)
+        if self.storage_used == "memory":
+            return self.source.load(self.max_samples, self.max_targets)
+        return data
+
+    def _split_in_memory(self, data: ExpressionData, parts: dict[str, np.ndarray]) -> None:
+        """Reorder the rows in place to train | val | calibration | test (every split a view, not a copy), fit
+        the preprocessing on the training rows and transform everything in place."""
         order = np.concatenate(list(parts.values()))
         for matrix in (data.landmarks, data.targets):
             permute_rows_(matrix, order)
-        sample_ids = [data.sample_ids[i] for i in order]
         bounds = np.cumsum([0, *map(len, parts.values())])
         rows = {name: slice(bounds[k], bounds[k + 1]) for k, name in enumerate(SPLITS)}
         if self.quantile_normalize:  # the held-out landmarks as read, for the deployed path
@@ -183,17 +229,15 @@ class ExpressionDataModule(L.LightningDataModule):
                 deployed = torch.from_numpy(self.preprocessing.transform_landmarks(self.raw_landmarks[name], log2=False))
             x, y = torch.from_numpy(data.landmarks[part]), torch.from_numpy(data.targets[part])
             self.splits[name] = TensorBatches(x, y, deployed)
-            self.sample_ids[name] = sample_ids[part]
-        log.info(
-            "Data: %d landmarks, %d targets; %d train / %d val / %d calibration / %d test samples",
-            len(data.landmark_ids), len(data.target_ids), *map(len, parts.values()),
-        )
 
     def raw(self, name: str) -> np.ndarray:
         """A held-out split's landmark genes on the data's own scale (after the source's log2, before
         quantile normalisation and standardisation): what ``src.predict`` would read for those samples."""
         if name in self.raw_landmarks:
             return self.raw_landmarks[name]
+        if name in self._raw_rows:
+            matrix, rows = self._raw_rows[name]
+            return matrix[rows]
         return self._space().landmark_scaler.inverse(self.split_data(name).landmarks.numpy())
 
     @property
@@ -229,7 +273,7 @@ class ExpressionDataModule(L.LightningDataModule):
         ``on_device`` says so, else the host tensors (see the class's ``on_device``)."""
         data = self.splits[name]
         device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
-        if device.type == "cpu" or self.on_device is False:
+        if device.type == "cpu" or self.on_device is False or not isinstance(data, TensorBatches):
             return data
         placed = self._device_splits.get(name)
         if placed is not None and placed.landmarks.device == device:

@@ -28,8 +28,9 @@ class LandmarkImputer:
     @classmethod
     def fit(cls, standardised: np.ndarray, rows: np.ndarray | None = None, block: int = 4096) -> "LandmarkImputer":
         """Covariance of the standardised training landmarks ``standardised[rows]`` (samples x landmarks),
-        accumulated in float64 blocks (no copy of the training matrix)."""
-        x = np.asarray(standardised)
+        accumulated in float64 blocks (no copy of the training matrix; anything indexable by rows with a
+        ``shape`` will do, e.g. a matrix on disk)."""
+        x = standardised if hasattr(standardised, "shape") else np.asarray(standardised)
         rows = np.arange(len(x)) if rows is None else np.asarray(rows)
         mean = np.zeros(x.shape[1])
         gram = np.zeros((x.shape[1], x.shape[1]))

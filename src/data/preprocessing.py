@@ -29,7 +29,7 @@ from src.common.errors import InputError
 from src.common.progress import progress_bar
 from src.data.genes import GeneColumns, GeneMap
 from src.data.impute import LandmarkImputer
-from src.data.transforms import Standardizer, log2p1, rank_map, reference_quantiles
+from src.data.transforms import Standardizer, column_moments, log2p1, rank_map, reference_quantiles
 from src.data.sources.base import ExpressionData
 
 BLOCK = 4096  # samples per block of the in-place fitting steps
@@ -71,34 +71,71 @@ class Preprocessing:
     # ----------------------------------------------------------------- fitting (the DataModule)
     @classmethod
     def fit(cls, data: ExpressionData, train: np.ndarray, quantile_normalize: bool = False) -> "Preprocessing":
-        """Fit on the ``train`` rows of ``data`` and transform all of ``data`` in place (D-GEX's protocol).
+        """Fit on the ``train`` rows of ``data`` (:meth:`fit_rows`) and transform all of ``data`` in place
+        (:meth:`transform_`): D-GEX's protocol, with statistics of the training split only."""
+        fitted = cls.fit_rows(data, train, quantile_normalize)
+        fitted.transform_(data)
+        return fitted
 
-        With ``quantile_normalize``, every sample's landmarks and targets are first rank-mapped
-        together onto reference quantiles: the source's fixed reference if it has one (GEO's, for
-        RNA-seq data), else the mean sorted profile of the training samples. Then every gene is
-        standardised with the training rows' mean and standard deviation.
+    @classmethod
+    def fit_rows(cls, data: ExpressionData, train: np.ndarray, quantile_normalize: bool = False) -> "Preprocessing":
+        """Fit on the ``train`` rows of ``data`` without changing it, in streaming passes over blocks of those rows,
+        so ``data`` may be arrays in memory or :class:`~src.data.rowfile.RowFile` matrices on disk.
+
+        With ``quantile_normalize``, every sample's landmarks and targets are rank-mapped together onto
+        reference quantiles (the source's fixed reference if it has one, GEO's for RNA-seq data, else the mean
+        sorted profile of the training samples) before the statistics are taken; each block is rank-mapped as
+        it is read. Every statistic is exact: float64 sums over the same blocks of rows as the in-memory
+        computation, so the result equals the in-memory fit's (tests/data/test_preprocessing.py).
         """
-        reference = landmark_reference = None
-        # The imputer learns the landmarks as the deployed path gives them (rank-mapped alone, not with
-        # the targets): keep a sample of the training landmarks as read (at most IMPUTER_SAMPLES).
-        raw_sample = data.landmarks[train[:IMPUTER_SAMPLES]].copy() if quantile_normalize else None
+        n_lm = data.landmarks.shape[1]
+        width = n_lm + data.targets.shape[1]
+        joined = _Rows(lambda rows: np.hstack([data.landmarks[rows], data.targets[rows]]), len(data.sample_ids), width)
+        reference = landmark_reference = raw_sample = None
         if quantile_normalize:
-            reference = _quantile_normalize_(data, train)
-            landmark_reference = reference_quantiles(data.landmarks, train)
-        landmark_scaler = Standardizer.fit(data.landmarks, train)
-        target_scaler = Standardizer.fit(data.targets, train)
-        landmark_scaler.transform_(data.landmarks)
-        target_scaler.transform_(data.targets)
+            # The imputer learns the landmarks as the deployed path gives them (rank-mapped alone, not with the
+            # targets): a sample of the training landmarks as read (at most IMPUTER_SAMPLES).
+            raw_sample = np.asarray(data.landmarks[train[:IMPUTER_SAMPLES]], dtype=np.float32)
+            reference = data.reference if data.reference is not None else _training_reference(joined, train)
+            unmapped = joined
+            joined = _Rows(lambda rows: rank_map(unmapped[rows], reference), len(data.sample_ids), width)
+            landmark_reference = reference_quantiles(_Rows(lambda rows: joined[rows][:, :n_lm], len(joined), n_lm), train)
+        mean, std = column_moments(joined, train)
+        landmark_scaler = Standardizer(mean[:n_lm].astype(np.float32), std[:n_lm].astype(np.float32))
+        target_scaler = Standardizer(mean[n_lm:].astype(np.float32), std[n_lm:].astype(np.float32))
         described = {k: v for k, v in data.info.items() if k not in FACTS}  # the facts are kept once, typed
         fitted = cls(
             list(data.landmark_ids), list(data.target_ids), landmark_scaler, target_scaler, described,
             reference, landmark_reference, **facts_of(data.info),
         )
         if raw_sample is None:
-            fitted.imputer = LandmarkImputer.fit(data.landmarks, train)
+            standardised = _Rows(lambda rows: landmark_scaler.transform(data.landmarks[rows]), len(joined), n_lm)
+            fitted.imputer = LandmarkImputer.fit(standardised, train)
         else:
             fitted.imputer = LandmarkImputer.fit(fitted.transform_landmarks(raw_sample, log2=False))
         return fitted
+
+    def transform_(self, data: ExpressionData) -> None:
+        """Transform all of ``data`` (arrays in memory) in place as the training rows were fitted: landmarks and
+        targets rank-mapped together (quantile-normalised data), then standardised."""
+        if self.quantile_normalized:
+            with progress_bar("Quantile normalisation", len(data.sample_ids)) as advance:
+                for start in range(0, len(data.sample_ids), BLOCK):
+                    rows = slice(start, start + BLOCK)
+                    data.landmarks[rows], data.targets[rows] = self.transform_training_rows(data.landmarks[rows], data.targets[rows])
+                    advance(min(BLOCK, len(data.sample_ids) - start))
+            return
+        self.landmark_scaler.transform_(data.landmarks)
+        self.target_scaler.transform_(data.targets)
+
+    def transform_training_rows(self, landmarks: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of the training file's landmarks and targets (the file's scale) -> what the network trains on:
+        rank-mapped together onto the reference (quantile-normalised data; D-GEX's protocol), then standardised."""
+        if self.quantile_normalized:
+            n_lm = landmarks.shape[1]
+            mapped = rank_map(np.hstack([landmarks, targets]), self.reference)
+            landmarks, targets = mapped[:, :n_lm], mapped[:, n_lm:]
+        return self.landmark_scaler.transform(landmarks), self.target_scaler.transform(targets)
 
     # ----------------------------------------------------------------- what the data were
     @property
@@ -251,26 +288,27 @@ def _array(values: torch.Tensor | None) -> np.ndarray | None:
     return None if values is None else values.numpy()
 
 
-def _quantile_normalize_(data: ExpressionData, train: np.ndarray) -> np.ndarray:
-    """Rank-map every sample (landmarks and targets together) in place; returns the reference used."""
-    n_lm = data.landmarks.shape[1]
+class _Rows:
+    """A matrix whose rows are computed on request (``rows[index]``): the training data as a fitting pass sees
+    them, one block at a time, never whole."""
 
-    def joined(rows) -> np.ndarray:
-        return np.hstack([data.landmarks[rows], data.targets[rows]])
+    def __init__(self, compute, n: int, width: int):
+        self._compute, self.shape = compute, (n, width)
 
-    reference = data.reference
-    if reference is None:
-        reference = np.zeros(n_lm + data.targets.shape[1])
-        with progress_bar("Quantile reference of the training samples", len(train)) as advance:
-            for start in range(0, len(train), BLOCK):
-                rows = train[start : start + BLOCK]
-                reference += reference_quantiles(joined(rows)) * len(rows)
-                advance(len(rows))
-        reference /= len(train)
-    with progress_bar("Quantile normalisation", len(data.sample_ids)) as advance:
-        for start in range(0, len(data.sample_ids), BLOCK):
-            rows = slice(start, start + BLOCK)
-            mapped = rank_map(joined(rows), reference)
-            data.landmarks[rows], data.targets[rows] = mapped[:, :n_lm], mapped[:, n_lm:]
-            advance(len(mapped))
-    return reference
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows) -> np.ndarray:
+        return self._compute(rows)
+
+
+def _training_reference(joined: _Rows, train: np.ndarray) -> np.ndarray:
+    """The mean sorted profile (landmarks and targets together) of the training rows: quantile normalisation's
+    reference when the source has none."""
+    reference = np.zeros(joined.shape[1])
+    with progress_bar("Quantile reference of the training samples", len(train)) as advance:
+        for start in range(0, len(train), BLOCK):
+            rows = train[start : start + BLOCK]
+            reference += reference_quantiles(joined[rows]) * len(rows)
+            advance(len(rows))
+    return reference / len(train)

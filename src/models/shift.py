@@ -60,9 +60,9 @@ class ShiftModel:
     @classmethod
     def fit(cls, train: np.ndarray, heldout: np.ndarray, k: int = MAX_COMPONENTS) -> "ShiftModel":
         """Directions from ``train`` (samples x landmarks, standardised), variances from ``heldout``."""
-        train = np.asarray(train, np.float64)
-        if len(train) > MAX_FIT_SAMPLES:
+        if len(train) > MAX_FIT_SAMPLES:  # a subsample first: the training split may be larger than memory
             train = train[np.linspace(0, len(train) - 1, MAX_FIT_SAMPLES).astype(int)]
+        train = np.asarray(train, np.float64)
         mean = train.mean(0)
         p = train.shape[1]
         k = max(1, min(k, len(train) - 1, p - 1))

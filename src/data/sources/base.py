@@ -43,4 +43,8 @@ class ExpressionSource(Protocol):
         """Create any files the source needs (idempotent, atomic, safe under several processes)."""
 
     def load(self, max_samples: int | None = None, max_targets: int | None = None) -> ExpressionData:
-        """Read the data; ``max_samples``/``max_targets`` keep only the first ones (for quick runs)."""
+        """Read the data; ``max_samples``/``max_targets`` keep only the first ones (for quick runs).
+
+        A source whose data can stay on disk also has ``open(max_samples, max_targets)``: the same
+        :class:`ExpressionData` with :class:`~src.data.rowfile.RowFile` matrices that read rows on demand (the
+        DataModule's ``storage=disk``)."""

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from src.common.config_checks import check_table, number, one_of
-from src.data.cache import content_hash, file_identity, fingerprint, read_cache, write_cache
+from src.data.cache import content_hash, file_identity, fingerprint, open_cache, read_cache, write_cache, writing_cache
 from src.data.dedup import near_duplicates_kept
 from src.data.genes import GeneColumns, GeneMap, match_genes, read_gene_map
 from src.data.io.base import FORMATS, MatrixReader
@@ -202,42 +202,76 @@ class MappedMatrixSource:
             genes, targets, copies = drop_measured_targets(genes, landmarks, targets, self.path)
             if copies:
                 dropped["targets_measured_as_landmarks"] = copies
-        matrix, sample_ids = self._read_genes(reader, genes, max_samples)
-        n_read = len(sample_ids)
-        rows = np.arange(n_read)  # the file's rows kept, in order
-        seconds = {"read_and_map": time.perf_counter() - started}
-        if self.remove_duplicates:
-            started = time.perf_counter()
-            keep = self._deduplicate(matrix)
-            matrix = _compact_rows(matrix, keep)
-            sample_ids = [sample_ids[i] for i in keep]
-            rows = rows[keep]
-            seconds["remove_duplicates"] = time.perf_counter() - started
-            log.info("Removed %d near-duplicate profiles of %d", n_read - len(keep), n_read)
-        info = {
-            "path": str(self.path), "id_type": genes.id_type, "log2": self.log2,
-            "samples_read": n_read, "duplicates_removed": n_read - len(sample_ids),
-            # What prediction needs to map new probe-level landmark data onto these genes.
-            "landmark_probes": landmarks.probes if genes.id_type == "probe" else None,
-            # The maps' gene symbols (HGNC), written next to the Ensembl ids of predictions.
-            "target_symbols": targets.symbols, "landmark_symbols": landmarks.symbols,
-            "seconds": seconds,
-            **({"genes_dropped": dropped} if dropped else {}),
-            **({"blank_cells": int(reader.blank_cells)} if getattr(reader, "blank_cells", 0) else {}),
-        }
+        n = min(len(reader.sample_ids), max_samples or len(reader.sample_ids))
+        if n == 0:
+            raise InputError(f"{self.path}: the file holds no samples; expected at least one sample (profile)")
+        sample_ids = [str(s) for s in reader.sample_ids[:n]]
         annotations = reader.sample_annotations() if hasattr(reader, "sample_annotations") else {}
-        ids = {"sample_ids": sample_ids, "landmark_ids": landmarks.ensembl_ids, "target_ids": targets.ensembl_ids,
-               "sample_annotations": {k: [str(v) for v in values[rows]] for k, values in annotations.items()}}
-        write_cache(cache, matrix, len(landmarks), ids, info)
+        seconds = {}
+
+        def describe(n_read: int, kept: list[str]) -> dict:
+            return {
+                "path": str(self.path), "id_type": genes.id_type, "log2": self.log2,
+                "samples_read": n_read, "duplicates_removed": n_read - len(kept),
+                # What prediction needs to map new probe-level landmark data onto these genes.
+                "landmark_probes": landmarks.probes if genes.id_type == "probe" else None,
+                # The maps' gene symbols (HGNC), written next to the Ensembl ids of predictions.
+                "target_symbols": targets.symbols, "landmark_symbols": landmarks.symbols,
+                "seconds": seconds,
+                **({"genes_dropped": dropped} if dropped else {}),
+                **({"blank_cells": int(reader.blank_cells)} if getattr(reader, "blank_cells", 0) else {}),
+            }
+
+        def ids_of(kept: list[str], rows: np.ndarray) -> dict:
+            return {"sample_ids": kept, "landmark_ids": landmarks.ensembl_ids, "target_ids": targets.ensembl_ids,
+                    "sample_annotations": {k: [str(v) for v in values[rows]] for k, values in annotations.items()}}
+
+        if not self.remove_duplicates:  # straight from the file into the cache, block by block
+            with writing_cache(cache, n, len(landmarks), len(targets)) as writer:
+                self._read_genes(reader, genes, n, writer.write)
+                seconds["read_and_map"] = time.perf_counter() - started
+                writer.finish(ids_of(sample_ids, np.arange(n)), describe(n, sample_ids))
+            log.info("Wrote the processed data (%d samples x %d genes) to %s", n, genes.n_genes, cache)
+            return
+        # Near-duplicate removal compares profiles across the whole file: it needs the gene matrix in memory.
+        matrix = np.empty((n, genes.n_genes), dtype=np.float32)
+
+        def into_matrix(start: int, block: np.ndarray) -> None:
+            matrix[start : start + len(block)] = block
+
+        self._read_genes(reader, genes, n, into_matrix)
+        seconds["read_and_map"] = time.perf_counter() - started
+        started = time.perf_counter()
+        keep = self._deduplicate(matrix)
+        matrix = _compact_rows(matrix, keep)
+        kept = [sample_ids[i] for i in keep]
+        seconds["remove_duplicates"] = time.perf_counter() - started
+        log.info("Removed %d near-duplicate profiles of %d", n - len(keep), n)
+        write_cache(cache, matrix, len(landmarks), ids_of(kept, keep), describe(n, kept))
         log.info("Wrote the processed data (%d samples x %d genes) to %s", *matrix.shape, cache)
 
     def load(self, max_samples: int | None = None, max_targets: int | None = None) -> ExpressionData:
-        """The cached gene matrix (run :meth:`prepare` first), with the reference quantiles if one is set."""
+        """The cached gene matrix in memory (processing the file first if needed), with the reference quantiles if
+        one is set."""
+        cache = self._cache(max_samples, max_targets)
+        with progress_bar(f"Loading {cache.name}", 1) as advance:
+            landmarks, targets, ids, info = read_cache(cache, advance)
+        return self._data(landmarks, targets, ids, info, cache)
+
+    def open(self, max_samples: int | None = None, max_targets: int | None = None) -> ExpressionData:
+        """The cached gene matrix left on disk: :class:`~src.data.rowfile.RowFile` landmarks and targets that read
+        rows on demand (for data larger than memory; see the DataModule's ``storage``)."""
+        cache = self._cache(max_samples, max_targets)
+        landmarks, targets, ids, info = open_cache(cache)
+        return self._data(landmarks, targets, ids, info, cache)
+
+    def _cache(self, max_samples: int | None, max_targets: int | None) -> Path:
         cache = self.cache_path(max_samples, max_targets)
         if not cache.exists():
             self.prepare(max_samples, max_targets)
-        with progress_bar(f"Loading {cache.name}", 1) as advance:
-            landmarks, targets, ids, info = read_cache(cache, advance)
+        return cache
+
+    def _data(self, landmarks, targets, ids: dict, info: dict, cache: Path) -> ExpressionData:
         data = ExpressionData(landmarks, targets, **ids, info={**info, "cache": str(cache)})
         if self.sample_annotations is not None:
             design = read_sample_annotations(self.sample_annotations, data.sample_ids, key=f"{CONFIG_KEY}.sample_annotations")
@@ -285,11 +319,9 @@ class MappedMatrixSource:
             kept_maps.append(gene_map.select(present, features))
         return genes.select(genes.present), tuple(kept_maps), dropped
 
-    def _read_genes(self, reader: MatrixReader, genes: GeneColumns, max_samples: int | None):
-        n = min(len(reader.sample_ids), max_samples or len(reader.sample_ids))
-        if n == 0:
-            raise InputError(f"{self.path}: the file holds no samples; expected at least one sample (profile)")
-        matrix = np.empty((n, genes.n_genes), dtype=np.float32)
+    def _read_genes(self, reader: MatrixReader, genes: GeneColumns, n: int, sink) -> None:
+        """Read the first ``n`` samples' genes block by block, checked (and log2-transformed if asked), into
+        ``sink(first_row, block)``."""
         needed, remap = genes.compact()
         with progress_bar(f"Reading {self.path.name}", n) as advance:
             for rows, block in reader.blocks(needed, self.block_size):
@@ -300,9 +332,8 @@ class MappedMatrixSource:
                              log2_key=f"{CONFIG_KEY}.log2")
                 if self.log2:
                     block = log2p1(block)
-                matrix[rows.start : rows.start + len(block)] = remap.apply(block)
+                sink(rows.start, remap.apply(block))
                 advance(len(block))
-        return matrix, [str(s) for s in reader.sample_ids[:n]]
 
     def _deduplicate(self, matrix: np.ndarray) -> np.ndarray:
         log.info("Clustering %d profiles into %d clusters (MiniBatchKMeans) to find near duplicates", len(matrix), self.duplicate_clusters)
