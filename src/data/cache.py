@@ -113,6 +113,15 @@ def _read_ids(f: h5py.File) -> tuple[dict, dict]:
     return ids, json.loads(f.attrs["info"])
 
 
+def cache_shape(path: str | os.PathLike) -> tuple[int, int, int]:
+    """``(samples, landmarks, targets)`` of a cache, without reading its matrices."""
+    try:
+        with h5py.File(path, "r") as f:
+            return int(f["landmarks"].shape[0]), int(f["landmarks"].shape[1]), int(f["targets"].shape[1])
+    except (OSError, KeyError) as err:
+        raise InputError(f"{path}: unreadable data cache ({err}); delete it and the data will be processed again") from err
+
+
 def open_cache(path: str | os.PathLike) -> tuple[RowFile, RowFile, dict, dict]:
     """A cache's landmark and target matrices as :class:`~src.data.rowfile.RowFile` (read by rows on demand,
     nothing loaded), with its ids and info as :func:`read_cache` returns them."""

@@ -195,21 +195,22 @@ class ExpressionDataModule(L.LightningDataModule):
     def _data(self) -> ExpressionData:
         """The source's data: on disk (:class:`~src.data.rowfile.RowFile` matrices) when ``storage`` says so or, with
         ``auto``, when it would not fit in memory (:func:`~src.data.disk_splits.choose_storage`); else in memory."""
-        opener = getattr(self.source, "open", None)
-        if opener is None:
+        on_disk = hasattr(self.source, "open") and hasattr(self.source, "shape")
+        if not on_disk:
             if self.storage == "disk":
                 raise InputError(f"data.storage=disk: the {type(self.source).__name__} cannot be read from disk by rows "
-                                 "(file sources can: data=matrix, geo, gtex, geuvadis, archs4); expected "
-                                 "data.storage=auto or data.storage=memory")
+                                 "(file sources and the synthetic source can); expected data.storage=auto or "
+                                 "data.storage=memory")
             self.storage_used = "memory"
-            return self.source.load(self.max_samples, self.max_targets)
-        data = opener(self.max_samples, self.max_targets)
-        nbytes = 4 * len(data.sample_ids) * (data.landmarks.shape[1] + data.targets.shape[1])
-        processes = getattr(self.trainer, "num_devices", 1) if self.trainer is not None else 1
-        self.storage_used = choose_storage(self.storage, nbytes, processes)
-        if self.storage_used == "memory":
-            return self.source.load(self.max_samples, self.max_targets)
-        return data
+        elif self.storage == "memory":
+            self.storage_used = "memory"
+        else:
+            n, n_landmarks, n_targets = self.source.shape(self.max_samples, self.max_targets)
+            processes = getattr(self.trainer, "num_devices", 1) if self.trainer is not None else 1
+            self.storage_used = choose_storage(self.storage, 4 * n * (n_landmarks + n_targets), processes)
+        if self.storage_used == "disk":
+            return self.source.open(self.max_samples, self.max_targets)
+        return self.source.load(self.max_samples, self.max_targets)
 
     def _split_in_memory(self, data: ExpressionData, parts: dict[str, np.ndarray]) -> None:
         """Reorder the rows in place to train | val | calibration | test (every split a view, not a copy), fit

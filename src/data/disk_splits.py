@@ -138,9 +138,12 @@ def _write(folder: Path, data: ExpressionData, parts: dict[str, np.ndarray], fit
                     if "deployed" in writers and name != "train":
                         writers["deployed"].write(fitted.transform_landmarks(landmarks, log2=False))
                     advance(len(index))
-    finally:
+    except BaseException:
         for writer in writers.values():
-            writer.close()
+            writer.abort()
+        raise
+    for writer in writers.values():
+        writer.close()
     torch.save(fitted.to_dict(), folder / "preprocessing.pt")
 
 

@@ -149,6 +149,10 @@ class NpyWriter:
         self._file.write(memoryview(block).cast("B"))
         self.rows += len(block)
 
+    def abort(self) -> None:
+        """Close without the check (the write failed; the caller removes the file)."""
+        self._file.close()
+
     def close(self) -> None:
         self._file.close()
         if self.rows != self.shape[0]:
@@ -164,6 +168,8 @@ def write_npy(path: str | os.PathLike, shape: tuple[int, int], blocks: Iterable[
         try:
             for block in blocks:
                 writer.write(block)
-        finally:
-            writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+        writer.close()
     return path

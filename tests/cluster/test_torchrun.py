@@ -21,10 +21,12 @@ def torchrun() -> list[str]:
 
 
 def test_torchrun_with_two_cpu_processes_writes_one_run_and_matches_one_process(tmp_path, data_dir, single_process_val_mae):
+    """The two processes train from one preprocessed store on disk (``data.storage=disk``), written by the first
+    and opened by the other, and still get the validation MAE of one process holding the data in memory."""
     single_process_val_mae  # the one-process run starts now, in the background
     proc = subprocess.run(
         [*torchrun(), "--standalone", "--nproc-per-node=2", "-m", "src.train", "trainer=ddp", "trainer.devices=2",
-         *REFERENCE, f"paths.output_root={tmp_path}", f"paths.data_dir={data_dir}"],
+         *REFERENCE, "data.storage=disk", f"paths.output_root={tmp_path}", f"paths.data_dir={data_dir}"],
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -33,6 +35,9 @@ def test_torchrun_with_two_cpu_processes_writes_one_run_and_matches_one_process(
     assert run_dir.name.startswith("torchrun_")
     (metrics,) = tmp_path.rglob("metrics.json")  # written by rank 0 only
     assert val_mae(metrics) == pytest.approx(single_process_val_mae(), rel=1e-4)
+    log = (run_dir / "train.log").read_text()
+    assert "held on disk, read by rows (data.storage=disk)" in log
+    assert "Wrote the preprocessed splits" in log or "Using the preprocessed splits" in log
 
 
 def free_port() -> int:

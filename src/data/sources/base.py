@@ -45,6 +45,7 @@ class ExpressionSource(Protocol):
     def load(self, max_samples: int | None = None, max_targets: int | None = None) -> ExpressionData:
         """Read the data; ``max_samples``/``max_targets`` keep only the first ones (for quick runs).
 
-        A source whose data can stay on disk also has ``open(max_samples, max_targets)``: the same
-        :class:`ExpressionData` with :class:`~src.data.rowfile.RowFile` matrices that read rows on demand (the
-        DataModule's ``storage=disk``)."""
+        A source whose data can stay on disk (the DataModule's ``storage=disk``) also has
+        ``shape(max_samples, max_targets)``, its ``(samples, landmarks, targets)`` without reading the data, and
+        ``open(max_samples, max_targets)``: the same :class:`ExpressionData` with
+        :class:`~src.data.rowfile.RowFile` matrices that read rows on demand."""

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from src.common.config_checks import check_table, number, one_of
-from src.data.cache import content_hash, file_identity, fingerprint, open_cache, read_cache, write_cache, writing_cache
+from src.data.cache import cache_shape, content_hash, file_identity, fingerprint, open_cache, read_cache, write_cache, writing_cache
 from src.data.dedup import near_duplicates_kept
 from src.data.genes import GeneColumns, GeneMap, match_genes, read_gene_map
 from src.data.io.base import FORMATS, MatrixReader
@@ -264,6 +264,10 @@ class MappedMatrixSource:
         cache = self._cache(max_samples, max_targets)
         landmarks, targets, ids, info = open_cache(cache)
         return self._data(landmarks, targets, ids, info, cache)
+
+    def shape(self, max_samples: int | None = None, max_targets: int | None = None) -> tuple[int, int, int]:
+        """``(samples, landmarks, targets)`` of the processed data (processing the file first if needed)."""
+        return cache_shape(self._cache(max_samples, max_targets))
 
     def _cache(self, max_samples: int | None, max_targets: int | None) -> Path:
         cache = self.cache_path(max_samples, max_targets)

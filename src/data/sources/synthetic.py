@@ -6,6 +6,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
+from src.data.cache import open_cache, write_cache
 from src.data.io.gctx import read_header, read_meta
 from src.data.sources.base import ExpressionData
 from src.data.sources.gctx import GCTXSource
@@ -37,6 +40,23 @@ class SyntheticSource:
         spec = self._spec(max_samples, max_targets)
         ensure_synthetic_gctx(spec, self.directory)
         ensure_synthetic_graph(spec, self.directory)
+
+    def shape(self, max_samples: int | None = None, max_targets: int | None = None) -> tuple[int, int, int]:
+        """``(samples, landmarks, targets)`` of the data, from the spec (nothing generated)."""
+        spec = self._spec(max_samples, max_targets)
+        return spec.n_samples, spec.n_landmarks, spec.n_targets
+
+    def open(self, max_samples: int | None = None, max_targets: int | None = None) -> ExpressionData:
+        """The data left on disk, read by rows (the DataModule's ``storage=disk``): the GCTX file's landmarks and
+        targets written once more as a row cache (``synthetic_<hash>_rows.h5``) the first time this is asked."""
+        spec = self._spec(max_samples, max_targets)
+        cache = self.directory / f"synthetic_{spec.key()}_rows.h5"
+        if not cache.exists():
+            data = self.load(max_samples, max_targets)
+            ids = {"sample_ids": data.sample_ids, "landmark_ids": data.landmark_ids, "target_ids": data.target_ids}
+            write_cache(cache, np.hstack([data.landmarks, data.targets]), len(data.landmark_ids), ids, data.info)
+        landmarks, targets, ids, info = open_cache(cache)
+        return ExpressionData(landmarks, targets, **ids, info={**info, "cache": str(cache)})
 
     def load(self, max_samples: int | None = None, max_targets: int | None = None) -> ExpressionData:
         path = ensure_synthetic_gctx(self._spec(max_samples, max_targets), self.directory)
