@@ -18,7 +18,8 @@ from omegaconf import DictConfig, OmegaConf
 from src.common.errors import cli_errors
 from src.models.calibration import calibrate_run
 from src.reporting.wandb_log import log_per_gene
-from src.utils.config import plain_config, resolve_ckpt_path, resume_checkpoint, settle_config, validate_config
+from src.utils.config import (plain_config, processes_per_node, resolve_ckpt_path, resume_checkpoint, settle_config,
+                              validate_config)
 from src.utils.ddp_launch import ranks_run_this_job, wait_for_ranks
 from src.utils.instantiate import instantiate_all
 from src.utils.loggers import closing
@@ -54,6 +55,8 @@ def prepared_datamodule(cfg: DictConfig) -> L.LightningDataModule:
     """Seed everything with ``cfg.seed``, then the DataModule of ``cfg.data``, prepared and set up."""
     L.seed_everything(cfg.seed, workers=True)
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
+    if "trainer" in cfg:  # each process of the node will hold the data: what data.storage=auto weighs
+        datamodule.node_processes = processes_per_node(cfg.trainer)
     datamodule.prepare_data()
     datamodule.setup("fit")
     return datamodule

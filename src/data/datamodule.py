@@ -146,6 +146,9 @@ class ExpressionDataModule(L.LightningDataModule):
         self.on_device = on_device
         self.storage = storage
         self.storage_used: str | None = None  # what setup() chose: memory or disk
+        # Processes of this node that will each set up this data (set from trainer.devices by src.train, which sets
+        # the data up before the Trainer exists): what storage=auto weighs against the memory available.
+        self.node_processes = 1
         self.store: Path | None = None  # the folder of the preprocessed splits (storage on disk)
         self._raw_rows: dict[str, tuple] = {}  # held-out splits' rows of the source on disk (quantile-normalised data)
         self._device_splits: dict[str, TensorBatches] = {}  # copies on the accelerator (see on_device)
@@ -206,7 +209,7 @@ class ExpressionDataModule(L.LightningDataModule):
             self.storage_used = "memory"
         else:
             n, n_landmarks, n_targets = self.source.shape(self.max_samples, self.max_targets)
-            processes = getattr(self.trainer, "num_devices", 1) if self.trainer is not None else 1
+            processes = self.trainer.num_devices if self.trainer is not None else self.node_processes
             self.storage_used = choose_storage(self.storage, 4 * n * (n_landmarks + n_targets), processes)
         if self.storage_used == "disk":
             return self.source.open(self.max_samples, self.max_targets)

@@ -474,16 +474,26 @@ def write_archs4_like(
     import h5py
 
     rows, programme, names = _rnaseq(landmark_map, target_map, n_samples, extra_genes, seed, _ARCHS4)
-    values = np.concatenate(list(_rnaseq_blocks(programme, seed, _ARCHS4, n_samples, rows.gene)), axis=0)
     depth = names.uniform(0.5, 2.0, size=(n_samples, 1))
-    counts = np.round(values * depth * 20).astype(np.uint32)  # samples x genes
     ensembl = np.array([i.split(".")[0] for i in rows.ids], dtype=object)
     samples = [f"GSM{4000000 + i}" for i in range(n_samples)]
     single = np.where(names.random(n_samples) < single_cell_share, names.uniform(0.5, 1.0, n_samples),
                       names.uniform(0.0, 0.5, n_samples))
     strings = h5py.string_dtype()
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        f.create_dataset("data/expression", data=counts.T if genes_by_samples else counts, chunks=True)
+        n_genes, width = len(rows.gene), min(n_samples, 512)
+        expression = f.create_dataset("data/expression", dtype=np.uint32,
+                                      shape=(n_genes, n_samples) if genes_by_samples else (n_samples, n_genes),
+                                      chunks=(n_genes, width) if genes_by_samples else (width, n_genes))
+        start = 0  # written block by block: a file of 10^5-10^6 profiles never lies in memory whole
+        for values in _rnaseq_blocks(programme, seed, _ARCHS4, n_samples, rows.gene):
+            stop = start + len(values)
+            counts = np.round(values * depth[start:stop] * 20).astype(np.uint32)  # samples x genes
+            if genes_by_samples:
+                expression[:, start:stop] = counts.T
+            else:
+                expression[start:stop] = counts
+            start = stop
         f.create_dataset("meta/genes/ensembl_gene", data=ensembl.astype(str).tolist(), dtype=strings)
         f.create_dataset("meta/genes/symbol", data=rows.symbols.astype(str).tolist(), dtype=strings)
         f.create_dataset("meta/samples/geo_accession", data=samples, dtype=strings)

@@ -55,13 +55,35 @@ NULL_QUANTILE = 0.95
 FDR = 0.05
 
 
-def per_gene_pearson(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """Pearson correlation of every column of ``pred`` with the same column of ``truth`` (NaN if constant)."""
-    p = pred - pred.mean(0)
-    t = truth - truth.mean(0)
-    denom = np.sqrt((p * p).sum(0) * (t * t).sum(0))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(denom > 0, (p * t).sum(0) / denom, np.nan)
+GENE_CHUNK = 1024  # genes per float64 pass: memory of a few samples x 1,024 genes, whatever the number of genes
+
+
+def _column_chunks(n: int):
+    for start in range(0, n, GENE_CHUNK):
+        yield slice(start, min(start + GENE_CHUNK, n))
+
+
+def per_gene_pearson(pred: np.ndarray, truth: np.ndarray, columns: np.ndarray | None = None) -> np.ndarray:
+    """Pearson correlation of every column of ``pred`` with the same column of ``truth`` (or with ``truth``'s
+    column ``columns[j]`` for column ``j``); NaN if constant. Computed in float64 over chunks of genes, so a
+    large calibration split never needs a float64 copy of its predictions."""
+    n_genes = pred.shape[1]
+    out = np.empty(n_genes)
+    for part in _column_chunks(n_genes):
+        p = np.array(pred[:, part], np.float64)  # copies: centred in place below
+        t = np.array(truth[:, part] if columns is None else truth[:, columns[part]], np.float64)
+        p -= p.mean(0)
+        t -= t.mean(0)
+        denom = np.sqrt((p * p).sum(0) * (t * t).sum(0))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[part] = np.where(denom > 0, (p * t).sum(0) / denom, np.nan)
+    return out
+
+
+def per_gene_mae(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Mean absolute error of every column (float64 over chunks of genes)."""
+    return np.concatenate([np.abs(np.asarray(pred[:, part], np.float64) - truth[:, part]).mean(0)
+                           for part in _column_chunks(pred.shape[1])]) if pred.shape[1] else np.zeros(0)
 
 
 def null_correlations(pred: np.ndarray, truth: np.ndarray, seed: int = 0, pairs: int = NULL_PAIRS) -> np.ndarray:
@@ -71,7 +93,7 @@ def null_correlations(pred: np.ndarray, truth: np.ndarray, seed: int = 0, pairs:
     out = []
     for _ in range(pairs):
         other = (np.arange(n) + rng.integers(1, max(n, 2), size=n)) % n  # never the gene itself (n > 1)
-        out.append(per_gene_pearson(pred, truth[:, other]))
+        out.append(per_gene_pearson(pred, truth, other))
     values = np.concatenate(out)
     return values[np.isfinite(values)]
 
@@ -106,8 +128,7 @@ class Reliability:
 
     @classmethod
     def measure(cls, pred: np.ndarray, truth: np.ndarray, seed: int = 0) -> "Reliability":
-        pred, truth = np.asarray(pred, np.float64), np.asarray(truth, np.float64)
-        mae = np.abs(pred - truth).mean(0)
+        mae = per_gene_mae(pred, truth)
         r = per_gene_pearson(pred, truth)
         null = null_correlations(pred, truth, seed)
         threshold = float(np.quantile(null, NULL_QUANTILE)) if len(null) else 1.0

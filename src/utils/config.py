@@ -184,6 +184,21 @@ def check_device(name) -> None:
             raise InputError(f"device={name}: this machine has {have}; e.g. device=auto (a GPU if there is one, else the CPU)")
 
 
+def processes_per_node(trainer: DictConfig) -> int:
+    """How many training processes ``trainer.devices`` starts on each node (each holds its own DataModule): a
+    positive number as given, a list of device indices by its length, ``-1`` or ``auto`` as many GPUs as there are
+    (one process on a CPU)."""
+    import torch
+
+    devices = trainer.get("devices", 1)
+    if isinstance(devices, int) and devices > 0:
+        return devices
+    if OmegaConf.is_list(devices) or isinstance(devices, (list, tuple)):
+        return max(len(devices), 1)
+    on_gpu = trainer.get("accelerator", "auto") in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    return max(torch.cuda.device_count(), 1) if on_gpu else 1
+
+
 def ddp_strategy(cfg: DictConfig, model) -> str | None:
     """DDP that tolerates parameters without gradients for plans trained in stages (E-GEX's pre-training),
     when the user left the strategy to Lightning or asked for plain ``ddp`` and the run has several

@@ -126,6 +126,8 @@ class ARCHS4Reader:
         """The counts of the file's samples ``rows`` (increasing positions), samples x all genes."""
         with h5py.File(self.path, "r") as f:
             data = f["data/expression"]
+            if len(rows) and rows[-1] - rows[0] + 1 == len(rows):  # a run of samples: a slice reads far faster
+                rows = slice(int(rows[0]), int(rows[-1]) + 1)
             block = data[:, rows].T if self.genes_by_samples else data[rows, :]
         return np.asarray(block, dtype=np.float64)
 
