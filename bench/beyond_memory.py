@@ -1,6 +1,6 @@
 """Beyond one machine's memory: E-GEX trained from an ARCHS4-layout file larger than the memory budget.
 
-    python bench/beyond_memory.py [--samples 300000] [--steps 300] [--fit-samples 40000] [--keep]
+    python bench/beyond_memory.py [--samples 300000] [--steps 300] [--fit-samples 40000] [--keep] [--quick]
 
 1. A synthetic file in ARCHS4's published layout (``write_archs4_like``: uint32 counts, genes x samples, the
    D-GEX maps' genes; uncompressed), written once block by block into ``--workdir``.
@@ -14,7 +14,8 @@
 4. Steps per second from disk against in memory on the first ``--fit-samples`` profiles (data that fit both
    ways; page cache warm), one fresh process per measurement, alternating, ``--rounds`` each.
 
-Writes the ``beyond-memory`` section of docs/BENCHMARKS.md, with the projection to 10^6 profiles and 8 GPUs.
+Writes the ``beyond-memory`` section of docs/BENCHMARKS.md, with the projection to 10^6 profiles and 8 GPUs
+(``--quick``: 20,000 profiles, short runs; a check that it all runs, labelled as such; about 2 min).
 """
 
 from __future__ import annotations
@@ -151,7 +152,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--workdir", type=Path, default=ROOT / "outputs" / "bench" / "beyond_memory")
     parser.add_argument("--keep", action="store_true", help="keep the generated file and caches")
+    parser.add_argument("--quick", action="store_true", help="20,000 profiles and short runs: a check that it runs")
     args = parser.parse_args()
+    if args.quick:
+        args.samples, args.steps, args.fit_samples, args.step_count, args.rounds = 20_000, 30, 5_000, 30, 1
     started = time.perf_counter()
     args.workdir.mkdir(parents=True, exist_ok=True)
     path = args.workdir / f"archs4_like_{args.samples}.h5"
@@ -181,7 +185,7 @@ def main() -> None:
             print(storage, r, flush=True)
     results = {"samples": args.samples, "file_gb": path.stat().st_size / 1e9, "generated_s": generated_s,
                "preprocessing": prep, "one": one, "two": two, "steps": steps, "fit_samples": args.fit_samples,
-               "train_steps": args.steps, "seconds": time.perf_counter() - started}
+               "train_steps": args.steps, "seconds": time.perf_counter() - started, "quick": args.quick}
     (args.workdir / "results.json").write_text(json.dumps(results, indent=1))
     write_section("beyond-memory", report(results))
     if not args.keep:
@@ -202,7 +206,7 @@ def report(r: dict) -> str:
     data_gb = r["samples"] * 10_463 * 4 / 1e9
     lines = [
         "## Beyond one machine's memory (`bench/beyond_memory.py`)", "",
-        machine_paragraph(False, f"{r['samples']:,} synthetic profiles in ARCHS4's layout ({r['file_gb']:.1f} GB of "
+        machine_paragraph(r.get("quick", False), f"{r['samples']:,} synthetic profiles in ARCHS4's layout ({r['file_gb']:.1f} GB of "
                                  f"uint32 counts, genes x samples), the D-GEX maps' genes, E-GEX (`model=egex`), "
                                  f"`data.storage=auto`, held-out splits of 6,000 / 5,000 / 6,000 profiles; run in "
                                  f"{r['seconds'] / 60:.0f} min"),

@@ -2,7 +2,7 @@
 
     python bench/run_all.py [--quick]
 
-Runs ``geo_preprocess.py``, ``train_throughput.py`` and ``memory_scaling.py`` one after another, each
+Runs ``geo_preprocess.py``, ``train_throughput.py``, ``memory_scaling.py`` and ``beyond_memory.py`` one after another, each
 as its own process with its defaults (each rewrites its own section of docs/BENCHMARKS.md), then
 rewrites the file's header line with this machine and the date. ``--quick`` passes short settings
 (``--quick`` to the training benchmarks, ``--samples 20000`` instead of the full-size GEO file): a
@@ -27,6 +27,7 @@ BENCHMARKS_TO_RUN = {
     "geo_preprocess.py": ["--samples", "20000"],
     "train_throughput.py": ["--quick"],
     "memory_scaling.py": ["--quick"],
+    "beyond_memory.py": ["--quick"],
 }
 HEADER = re.compile(r"^Written by the scripts in `bench/`.*$", re.MULTILINE)
 

@@ -198,3 +198,14 @@ def test_the_example_every_check_prints_passes_it_when_pasted(check):
 
     value = OverridesParser.create().parse_overrides([f"{check.key}={check.example}"])[0].value()
     assert check.ok(value), f"{check.key}={check.example} is refused by its own check"
+
+
+def test_processes_per_node_follow_trainer_devices():
+    """What ``data.storage=auto`` weighs: each process of the node holds the data."""
+    from omegaconf import OmegaConf
+
+    from src.utils.config import processes_per_node
+
+    assert processes_per_node(OmegaConf.create({"devices": 2})) == 2
+    assert processes_per_node(OmegaConf.create({"devices": [0, 3, 5]})) == 3
+    assert processes_per_node(OmegaConf.create({"devices": "auto", "accelerator": "cpu"})) == 1
