@@ -50,6 +50,10 @@ class TensorBatches(Dataset):
         """The network inputs of the deployed path (the D-GEX-protocol inputs where the two agree)."""
         return self.landmarks if self.deployed is None else self.deployed
 
+    def deployed_rows(self, index: np.ndarray) -> torch.Tensor:
+        """Rows ``index`` of :attr:`deployed_landmarks` (a sample of a large split, read without the rest)."""
+        return self.deployed_landmarks[torch.as_tensor(np.asarray(index, dtype=np.int64))]
+
 
 class DiskBatches(Dataset):
     """A split stored on disk (:mod:`src.data.disk_splits`), with :class:`TensorBatches`'s interface.
@@ -96,6 +100,10 @@ class DiskBatches(Dataset):
     @property
     def deployed_landmarks(self) -> torch.Tensor:
         return self.landmarks if self.deployed is None else self.deployed
+
+    def deployed_rows(self, index: np.ndarray) -> torch.Tensor:
+        """Rows ``index`` of :attr:`deployed_landmarks`, read by rows (nothing of the rest is mapped)."""
+        return torch.from_numpy(self.files[-1 if len(self.files) > 2 else 0].take(np.asarray(index)))
 
     def __getstate__(self):  # pickled (DDP spawn): without the memory maps
         return {"files": self.files, "_whole": {}}

@@ -7,23 +7,35 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from src.models.shift import FLAG_P
-from src.models.trust import Intervals, Trust, coverage, predict_standardised
+from src.models.shift import FLAG_P, fit_rows
+from src.models.trust import Intervals, Trust, predict_standardised
 
 def interval_metrics(model, intervals: Intervals, x: torch.Tensor, truth: torch.Tensor, scored: np.ndarray,
-                     prefix: str = "test/", pred: np.ndarray | None = None) -> dict[str, float]:
+                     prefix: str = "test/", pred: np.ndarray | None = None, chunk: int = 2048) -> dict[str, float]:
     """Coverage and mean width of the constant and adaptive intervals on ``(x, truth)``, averaged over the
-    ``scored`` genes; plus the share of genes whose own coverage lies within 0.05 of the nominal level."""
-    pred = predict_standardised(model, x) if pred is None else pred
+    ``scored`` genes; plus the share of genes whose own coverage lies within 0.05 of the nominal level.
+    Counted over chunks of ``chunk`` samples, so a large test split never needs more than a chunk's arrays."""
     y = truth.numpy() if isinstance(truth, torch.Tensor) else truth
     x = x.numpy() if isinstance(x, torch.Tensor) else x
     nominal = 1 - intervals.alpha
+    inside = {False: 0, True: 0}
+    width = {False: 0.0, True: 0.0}
+    for start in range(0, len(x), chunk):
+        rows = slice(start, start + chunk)
+        p = (predict_standardised(model, x[rows]) if pred is None else pred[rows])[:, scored]
+        t = np.asarray(y[rows])[:, scored]
+        error = np.abs(t - p)
+        for adaptive in (False, True):
+            half = intervals.half_width(x[rows], adaptive)[:, scored]
+            inside[adaptive] = inside[adaptive] + (error <= half).sum(0)
+            width[adaptive] += 2 * float(half.sum(dtype=np.float64))
+    n, genes = len(x), int(np.count_nonzero(scored)) if np.asarray(scored).dtype == bool else len(scored)
     out = {}
     for name, adaptive in (("interval", False), ("adaptive_interval", True)):
-        per_gene, width = coverage(pred[:, scored], y[:, scored], intervals.half_width(x, adaptive)[:, scored])
-        out[f"{prefix}{name}_coverage"] = float(per_gene.mean())
-        out[f"{prefix}{name}_width"] = width
-        out[f"{prefix}{name}_genes_within_0.05"] = float(np.mean(np.abs(per_gene - nominal) <= 0.05))
+        per_gene = np.asarray(inside[adaptive], dtype=np.float64) / max(n, 1)
+        out[f"{prefix}{name}_coverage"] = float(per_gene.mean()) if n else float("nan")
+        out[f"{prefix}{name}_width"] = width[adaptive] / (n * genes) if n and genes else float("nan")
+        out[f"{prefix}{name}_genes_within_0.05"] = float(np.mean(np.abs(per_gene - nominal) <= 0.05)) if n else float("nan")
     return out
 
 
@@ -45,8 +57,9 @@ def calibrate_run(model, datamodule, level: float, checkpoint: str | None = None
     calibration = datamodule.splits.get("calibration")
     if calibration is None or len(calibration) == 0 or not model.predicts_from_landmarks:
         return {}
+    train = datamodule.split_data("train")
     model.trust = Trust.fit(model, datamodule.split_data("val"), calibration, datamodule.raw("calibration"),
-                            train_landmarks=datamodule.split_data("train").deployed_landmarks)
+                            train_landmarks=train.deployed_rows(fit_rows(len(train))))
     if checkpoint:
         model.update_checkpoint(checkpoint)
     intervals = model.trust.intervals(model, model.preprocessing, 1 - level)

@@ -48,6 +48,11 @@ FLAG_P = 0.01  # a profile is "unlike the training data" below this p-value
 WEIGHT_BINS = 16  # profiles grouped by weight for the weighted quantiles (each bin uses its largest weight)
 
 
+def fit_rows(n: int) -> np.ndarray:
+    """The training rows the directions are fitted on: all ``n``, or an even subsample of :data:`MAX_FIT_SAMPLES`."""
+    return np.linspace(0, n - 1, MAX_FIT_SAMPLES).astype(int) if n > MAX_FIT_SAMPLES else np.arange(n)
+
+
 @dataclass
 class ShiftModel:
     """Principal directions of the training landmarks and the held-out variances along and off them."""
@@ -61,7 +66,7 @@ class ShiftModel:
     def fit(cls, train: np.ndarray, heldout: np.ndarray, k: int = MAX_COMPONENTS) -> "ShiftModel":
         """Directions from ``train`` (samples x landmarks, standardised), variances from ``heldout``."""
         if len(train) > MAX_FIT_SAMPLES:  # a subsample first: the training split may be larger than memory
-            train = train[np.linspace(0, len(train) - 1, MAX_FIT_SAMPLES).astype(int)]
+            train = train[fit_rows(len(train))]
         train = np.asarray(train, np.float64)
         mean = train.mean(0)
         p = train.shape[1]
