@@ -89,7 +89,7 @@ class ExpressionDataModule(L.LightningDataModule):
             step. On a CPU it changes nothing.
         storage: where the preprocessed splits live: ``memory`` (float32 tensors in every process), ``disk`` (a
             preprocessed cache on disk read by rows, one copy per node in the page cache shared by its DDP
-            processes, see :mod:`src.data.disk_splits`; file sources only) or ``auto``: in memory when every
+            processes, see :mod:`src.data.disk_splits`; file sources and the synthetic data) or ``auto``: in memory when every
             process of the node together would take at most half of the memory available, else on disk. Both
             give the same batches, steps and results.
 
