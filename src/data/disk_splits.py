@@ -160,6 +160,8 @@ def build_or_open(data: ExpressionData, parts: dict[str, np.ndarray], quantile_n
             tmp.mkdir(parents=True)
             try:
                 started = time.perf_counter()
+                log.info("Fitting the preprocessing on %d training profiles in streaming passes over %s",
+                         len(parts["train"]), Path(data.info["cache"]).name)
                 fitted = Preprocessing.fit_rows(data, parts["train"], quantile_normalize)
                 _write(tmp, data, parts, fitted)
                 os.replace(tmp, folder)

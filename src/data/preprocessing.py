@@ -86,7 +86,7 @@ class Preprocessing:
         reference quantiles (the source's fixed reference if it has one, GEO's for RNA-seq data, else the mean
         sorted profile of the training samples) before the statistics are taken; each block is rank-mapped as
         it is read. Every statistic is exact: float64 sums over the same blocks of rows as the in-memory
-        computation, so the result equals the in-memory fit's (tests/data/test_preprocessing.py).
+        computation, so the result equals the in-memory fit's to the last bit (tests/data/test_disk_splits.py).
         """
         n_lm = data.landmarks.shape[1]
         width = n_lm + data.targets.shape[1]
