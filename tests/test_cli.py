@@ -72,7 +72,8 @@ def test_eval_command_line(tmp_path, quick_dgex, capsys):
 
 
 def test_one_command_runs_the_whole_comparison_and_writes_the_report(tmp_path, data_dir):
-    run_main("src.train", "experiment=compare", "debug=fast", "seed=12345", "trainer.max_epochs=1",  # one seed, one epoch
+    run_main("src.train", "experiment=compare", "debug=fast", "seed=12345", "trainer.max_epochs=1",  # one seed, one epoch,
+             "data.max_samples=1000", "data.max_targets=100",  # small data: the command and its report are the subject
              f"paths.output_root={tmp_path}", f"paths.data_dir={data_dir}")
     (sweep,) = list((tmp_path / "compare").iterdir())
     report = (sweep / "report.md").read_text()
