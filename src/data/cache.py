@@ -142,25 +142,20 @@ def open_cache(path: str | os.PathLike) -> tuple[RowFile, RowFile, dict, dict]:
 
 
 def read_cache(path: str | os.PathLike, progress=None) -> tuple[np.ndarray, np.ndarray, dict, dict]:
-    """Load a cache written by :func:`write_cache` into memory (row blocks, no fancy indexing).
+    """Load a cache written by :func:`write_cache` into memory: :func:`open_cache`'s matrices read in row blocks.
 
     Returns ``(landmarks, targets, ids, info)`` with ``ids`` as given to :func:`write_cache`.
     ``progress(fraction)`` is called as the blocks arrive (fractions of the whole file, adding up to 1).
     """
-    path = Path(path)
-    try:
-        with h5py.File(path, "r") as f:
-            ids, info = _read_ids(f)
-            arrays = {}
-            total = sum(f[name].size for name in ("landmarks", "targets")) or 1
-            for name in ("landmarks", "targets"):
-                ds = f[name]
-                out = np.empty(ds.shape, dtype=np.float32)
-                for start in range(0, ds.shape[0], 4096):
-                    out[start : start + 4096] = ds[start : start + 4096]
-                    if progress is not None:
-                        progress(out[start : start + 4096].size / total)
-                arrays[name] = out
-    except (OSError, KeyError) as err:
-        raise InputError(f"{path}: unreadable data cache ({err}); delete it and the data will be processed again") from err
-    return arrays["landmarks"], arrays["targets"], ids, info
+    *matrices, ids, info = open_cache(path)
+    total = sum(m.shape[0] * m.shape[1] for m in matrices) or 1
+    arrays = []
+    for matrix in matrices:
+        out = np.empty(matrix.shape, dtype=np.float32)
+        for start in range(0, len(matrix), 4096):
+            block = matrix.read(start, min(start + 4096, len(matrix)), out[start : start + 4096])
+            if progress is not None:
+                progress(block.size / total)
+        matrix.close()
+        arrays.append(out)
+    return arrays[0], arrays[1], ids, info

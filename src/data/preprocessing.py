@@ -29,7 +29,7 @@ from src.common.errors import InputError
 from src.common.progress import progress_bar
 from src.data.genes import GeneColumns, GeneMap
 from src.data.impute import LandmarkImputer
-from src.data.transforms import Standardizer, column_moments, log2p1, rank_map, reference_quantiles
+from src.data.transforms import Standardizer, log2p1, rank_map, reference_quantiles
 from src.data.sources.base import ExpressionData
 
 BLOCK = 4096  # samples per block of the in-place fitting steps
@@ -100,9 +100,9 @@ class Preprocessing:
             unmapped = joined
             joined = _Rows(lambda rows: rank_map(unmapped[rows], reference), len(data.sample_ids), width)
             landmark_reference = reference_quantiles(_Rows(lambda rows: joined[rows][:, :n_lm], len(joined), n_lm), train)
-        mean, std = column_moments(joined, train)
-        landmark_scaler = Standardizer(mean[:n_lm].astype(np.float32), std[:n_lm].astype(np.float32))
-        target_scaler = Standardizer(mean[n_lm:].astype(np.float32), std[n_lm:].astype(np.float32))
+        both = Standardizer.fit(joined, train)  # landmarks and targets in one pass over the rows
+        landmark_scaler = Standardizer(both.mean[:n_lm], both.std[:n_lm], both.eps)
+        target_scaler = Standardizer(both.mean[n_lm:], both.std[n_lm:], both.eps)
         described = {k: v for k, v in data.info.items() if k not in FACTS}  # the facts are kept once, typed
         fitted = cls(
             list(data.landmark_ids), list(data.target_ids), landmark_scaler, target_scaler, described,
