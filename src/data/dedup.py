@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from sklearn.cluster import MiniBatchKMeans
 
 
 def near_duplicates_kept(
@@ -29,6 +28,8 @@ def near_duplicates_kept(
     if n == 0:
         return np.arange(0)
     k = min(n_clusters, n)
+    from sklearn.cluster import MiniBatchKMeans  # imported on use: it adds half a second to every command's start
+
     kmeans = MiniBatchKMeans(n_clusters=k, random_state=seed, batch_size=min(batch_size, n), n_init=1)
     labels = kmeans.fit_predict(profiles)
     keep = []

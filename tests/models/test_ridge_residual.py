@@ -1,10 +1,8 @@
 """Ridge plus a learned residual: the untrained network is the ridge fit, epoch 0 changes nothing and is
-checkpointed as ridge, later epochs learn what ridge misses; end to end, resumed and under DDP."""
+checkpointed as ridge, later epochs learn what ridge misses; end to end and resumed (under DDP:
+tests/test_cli.py, test_ddp_inside_a_multirun_...)."""
 
 import json
-import os
-import subprocess
-import sys
 import warnings
 
 import anndata
@@ -23,7 +21,7 @@ from src.models.networks.residual import LinearPlusResidual, last_linear
 from src.models.networks.mlp import MLP
 from src.models.ridge_residual import RidgeResidual
 from src.train import build, build_datamodule, fit_and_test, train
-from tests.conftest import REPO, compose_config
+from tests.conftest import compose_config
 from tests.faults import StopAfterEpochs
 
 ALPHAS = [0.01, 0.1, 1.0, 10.0]
@@ -272,21 +270,3 @@ def test_bad_settings_are_input_errors(train_config):
         RidgeResidual(4, 3, residual_shrinkage=0.5, **SMALL)
     with pytest.raises(InputError, match=r"model.residual_shrinkage=abc: expected a factor >= 1"):
         validate_config(train_config("model=ridge_residual", "model.residual_shrinkage=abc"))
-
-
-@pytest.mark.slow
-def test_two_cpu_processes_with_ddp_score_as_one(tmp_path, data_dir):
-    """Two processes fit the same ridge (rank 0's broadcast), take the no-op steps of epoch 0 in step, and
-    end with the metrics of one process (same global batch, no dropout)."""
-    common = ["model=ridge_residual", "debug=fast", "logger=none", f"paths.data_dir={data_dir}"]
-    proc = subprocess.run([sys.executable, "-m", "src.train", "trainer=ddp_sim", *common,
-                           f"paths.output_root={tmp_path / 'ddp'}"],
-                          cwd=REPO, capture_output=True, text=True, timeout=240, env=os.environ.copy())
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    (saved,) = list((tmp_path / "ddp").rglob("metrics.json"))  # only rank 0 writes
-    ddp = json.loads(saved.read_text())
-    single_cfg = compose_config("train", tmp_path / "single", common, data_dir)
-    single = train(single_cfg)
-    assert ddp["selected"] == json.load(open(f"{single_cfg.paths.output_dir}/metrics.json"))["selected"]
-    for key in ("val/mae", "test/mae", "test/pearson"):
-        assert ddp["metrics"][key] == pytest.approx(single[key], rel=1e-4), key

@@ -11,10 +11,13 @@ import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import anndata
 import h5py
 import numpy as np
+
+if TYPE_CHECKING:
+    import anndata
 
 from src.data.io.base import MatrixFormatError, check_unique
 
@@ -83,6 +86,8 @@ class H5ADReader:
 
 def _open(path: Path, required: tuple[str, ...]) -> anndata.AnnData:
     """``anndata.read_h5ad(path, backed="r")``; clear errors for missing, empty, unreadable or incomplete files."""
+    import anndata  # imported on use, like sklearn in src.data.dedup: a fraction of a second at every start
+
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file ({EXPECTED})")
     if path.stat().st_size == 0:
