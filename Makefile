@@ -21,9 +21,10 @@ install: $(STAMP)
 train: $(STAMP)
 	$(BIN)/python -m src.train $(ARGS)
 
-## Run the whole test suite.
+## Run the whole test suite: two workers (pytest-xdist), each test file in one of them; ARGS="-n 0" runs it
+## in one process.
 test: $(STAMP)
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadscope $(ARGS)
 
 ## Every baseline, D-GEX and E-GEX on the synthetic data, then the report (outputs/compare/<time>/report.md).
 compare: $(STAMP)

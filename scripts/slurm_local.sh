@@ -61,7 +61,7 @@ install() {
 
 write_conf() {
   local cpus mem
-  cpus=$(nproc)
+  cpus=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)  # the CPUs, not the threads a caller allows itself
   mem=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 * 8 / 10 ))  # MB, 80% of the RAM
   mkdir -p "$DIR"/{state,spool,log,munge}
   cat >"$CONF" <<EOF
@@ -157,7 +157,7 @@ start() {
   wait_for 30 slurmctld timeout 5 scontrol ping || fail_with_logs
   start_daemon slurmd slurmd -D -f "$CONF" -N "$NODE"
   wait_for 60 "node $NODE (idle)" node_idle || fail_with_logs
-  say "running: $(node_state) node $NODE, $(nproc) CPUs; export SLURM_CONF=$CONF"
+  say "running: $(node_state) node $NODE, $(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc) CPUs; export SLURM_CONF=$CONF"
 }
 
 stop() {

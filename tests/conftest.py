@@ -18,6 +18,15 @@ GPL96 = SHARED / "gpl96" / "bladderbatch_gpl96.gctx"
 
 os.environ.setdefault("WANDB_MODE", "offline")  # tests never reach for the network
 
+# `make test` runs two pytest-xdist workers: each worker, and every process it starts, takes its share of
+# the CPUs instead of all of them (oversubscribed threads made training tests up to 10x slower).
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1 and "OMP_NUM_THREADS" not in os.environ:
+    os.environ["OMP_NUM_THREADS"] = str(max(1, len(os.sched_getaffinity(0)) // _WORKERS))
+    import torch
+
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
 
 def compose_config(name: str, output_dir: Path, overrides: list[str], data_dir: Path | None = None) -> DictConfig:
     """Compose ``conf/<name>.yaml`` as the command line would, with every output under ``output_dir``."""
