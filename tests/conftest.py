@@ -22,7 +22,8 @@ os.environ.setdefault("WANDB_MODE", "offline")  # tests never reach for the netw
 # the CPUs instead of all of them (oversubscribed threads made training tests up to 10x slower).
 _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 if _WORKERS > 1 and "OMP_NUM_THREADS" not in os.environ:
-    os.environ["OMP_NUM_THREADS"] = str(max(1, len(os.sched_getaffinity(0)) // _WORKERS))
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1  # macOS: no affinity
+    os.environ["OMP_NUM_THREADS"] = str(max(1, cpus // _WORKERS))
     import torch
 
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
