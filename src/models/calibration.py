@@ -20,17 +20,17 @@ def interval_metrics(model, intervals: Intervals, x: torch.Tensor, truth: torch.
     nominal = 1 - intervals.alpha
     inside = {False: 0, True: 0}
     width = {False: 0.0, True: 0.0}
-    genes = 0
     for start in range(0, len(x), chunk):
         rows = slice(start, start + chunk)
         p = (predict_standardised(model, x[rows]) if pred is None else pred[rows])[:, scored]
         t = np.asarray(y[rows])[:, scored]
-        error, genes = np.abs(t - p), p.shape[1]
+        error = np.abs(t - p)
         for adaptive in (False, True):
             half = intervals.half_width(x[rows], adaptive)[:, scored]
             inside[adaptive] = inside[adaptive] + (error <= half).sum(0)
             width[adaptive] += 2 * float(half.sum(dtype=np.float64))
     n = len(x)
+    genes = np.size(inside[False]) if n else 0  # the per-gene counts: one per scored gene
     out = {}
     for name, adaptive in (("interval", False), ("adaptive_interval", True)):
         per_gene = np.asarray(inside[adaptive], dtype=np.float64) / max(n, 1)
